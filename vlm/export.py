@@ -1,0 +1,109 @@
+"""Export to the native transformers `LlavaForConditionalGeneration` format, when the parts allow it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
+
+from vlm.modeling import VLMForConditionalGeneration
+from vlm.processing import VLMProcessor
+from vlm.vision import encoder_class
+
+LLAVA_VISION_TYPES = ("clip_vision_model", "siglip_vision_model")
+LLAVA_PROJECTORS = ("linear", "mlp2x_gelu")
+# Causal LMs whose forward does more than `lm_head(hidden)`, which Llava's head cannot reproduce.
+_LOGIT_POSTPROCESSING = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_multiplier_scale")
+
+
+class NotExportableError(ValueError):
+    """The model's parts have no faithful representation in the target format."""
+
+
+def llava_blockers(model: VLMForConditionalGeneration) -> list[str]:
+    """Every reason the model can't be written as `LlavaForConditionalGeneration` (empty when it can)."""
+    config, reasons = model.config, []
+    if config.vision_config.model_type not in LLAVA_VISION_TYPES:
+        reasons.append(
+            f"vision encoder {config.vision_config.model_type!r} is not a transformers tower Llava builds "
+            f"({', '.join(LLAVA_VISION_TYPES)})"
+        )
+    if config.projector_type not in LLAVA_PROJECTORS:
+        reasons.append(
+            f"projector {config.projector_type!r} has no Llava equivalent (Llava has {', '.join(LLAVA_PROJECTORS)})"
+        )
+    text = config.text_config
+    for name in _LOGIT_POSTPROCESSING:
+        if getattr(text, name, None) not in (None, 1.0):
+            reasons.append(f"the LLM post-processes logits ({name}={getattr(text, name)}); Llava's head does not")
+    lm = model.language_model
+    head = lm.get_output_embeddings()
+    if getattr(head, "bias", None) is not None:
+        reasons.append("the LLM's output head has a bias; Llava's lm_head has none")
+    if not hasattr(lm, lm.base_model_prefix):
+        reasons.append(f"the LLM {type(lm).__name__} has no base model under {lm.base_model_prefix!r}")
+    return reasons
+
+
+def export_llava(model: VLMForConditionalGeneration, processor: VLMProcessor, out: str | Path) -> Path:
+    """Write ``out`` so plain transformers loads it with `LlavaForConditionalGeneration`/`AutoProcessor`."""
+    if reasons := llava_blockers(model):
+        raise NotExportableError("cannot export to llava-hf: " + "; ".join(reasons))
+    config = model.config
+    prefix_tokens = encoder_class(config).num_prefix_tokens(config)
+    # Llava's "default" always drops exactly one token; ours drops the family's prefix (none for SigLIP).
+    strategy = "default" if config.vision_feature_select_strategy == "default" and prefix_tokens == 1 else "full"
+    if config.vision_feature_select_strategy == "default" and prefix_tokens not in (0, 1):
+        raise NotExportableError(f"cannot export to llava-hf: the encoder has {prefix_tokens} prefix tokens")
+    linear = config.projector_type == "linear"
+    llava_config = LlavaConfig(
+        vision_config=config.vision_config.to_dict(),
+        text_config=config.text_config.to_dict(),
+        image_token_index=config.image_token_id,
+        image_seq_length=config.image_seq_length,
+        projector_hidden_act="linear" if linear else "gelu",
+        vision_feature_select_strategy=strategy,
+        vision_feature_layer=config.vision_feature_layer,
+        multimodal_projector_bias=config.projector_bias,
+        dtype=config.dtype,
+    )
+    with torch.device("meta"):
+        llava = LlavaForConditionalGeneration(llava_config)
+    llava.load_state_dict(_llava_state_dict(model, linear), strict=True, assign=True)
+    llava.generation_config = model.generation_config
+    out = Path(out)
+    llava.save_pretrained(out)
+
+    vision = config.vision_config
+    LlavaProcessor(
+        image_processor=processor.image_processor,
+        tokenizer=processor.tokenizer,
+        patch_size=vision.patch_size,
+        vision_feature_select_strategy=strategy,
+        chat_template=processor.chat_template,
+        image_token=processor.image_token,
+        num_additional_image_tokens=prefix_tokens,
+    ).save_pretrained(out)
+    return out
+
+
+def _llava_state_dict(model: VLMForConditionalGeneration, linear: bool) -> dict[str, torch.Tensor]:
+    lm = model.language_model
+    base = f"{lm.base_model_prefix}."
+    state: dict[str, torch.Tensor] = {}
+    for name, tensor in model.vision_tower.model.state_dict().items():
+        state[f"model.vision_tower.{name}"] = tensor
+    for name, tensor in model.projector.state_dict().items():
+        state[f"model.multi_modal_projector.{name}"] = tensor
+    if linear:  # a linear projector is linear_1 followed by an identity linear_2 and no activation
+        width = model.projector.out_dim
+        ref = model.projector.linear_1.weight
+        state["model.multi_modal_projector.linear_2.weight"] = torch.eye(width, dtype=ref.dtype)
+        if model.config.projector_bias:
+            state["model.multi_modal_projector.linear_2.bias"] = torch.zeros(width, dtype=ref.dtype)
+    for name, tensor in lm.state_dict().items():
+        if name.startswith(base):
+            state[f"model.language_model.{name[len(base):]}"] = tensor
+    state["lm_head.weight"] = lm.get_output_embeddings().weight
+    return {k: v.detach() for k, v in state.items()}

@@ -1,0 +1,136 @@
+"""The assembled VLM: vision encoder -> projector -> any causal LM, as a transformers model.
+
+Each `<image>` marker in the text has been expanded by the processor into
+`config.image_seq_length` placeholder tokens; the projected image features are written into
+exactly those positions before the language model runs.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import AutoModelForCausalLM, GenerationMixin, PreTrainedModel
+from transformers.cache_utils import Cache
+from transformers.modeling_outputs import CausalLMOutputWithPast
+
+from vlm.config import VLMConfig
+from vlm.projectors import PROJECTORS
+from vlm.vision import encoder_class
+
+
+class ImageTokenMismatchError(ValueError):
+    """The number of image placeholder tokens does not match the images given."""
+
+
+class VLMPreTrainedModel(PreTrainedModel):
+    config_class = VLMConfig
+    config: VLMConfig
+    base_model_prefix = ""
+    input_modalities = ("image", "text")
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+
+    def _init_weights(self, module: nn.Module) -> None:
+        # Sub-models initialise themselves; only our own projector layers are set here.
+        if isinstance(module, nn.Linear) and any(module is m for m in self._projector_modules()):
+            std = getattr(self.config.text_config, "initializer_range", 0.02)
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+    def _projector_modules(self) -> list[nn.Module]:
+        projector = getattr(self, "projector", None)
+        return list(projector.modules()) if projector is not None else []
+
+
+class VLMForConditionalGeneration(VLMPreTrainedModel, GenerationMixin):
+    """Vision tower, projector and language model; `generate()` works as for any causal LM."""
+
+    def __init__(self, config: VLMConfig):
+        super().__init__(config)
+        encoder = encoder_class(config)
+        self.vision_tower = encoder(config)
+        self.projector = PROJECTORS.get(config.projector_type)(
+            encoder.out_channels(config), config.text_config.hidden_size, bias=config.projector_bias
+        )
+        self.language_model = AutoModelForCausalLM.from_config(config.text_config)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.language_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.language_model.set_input_embeddings(value)
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.language_model.get_output_embeddings()
+
+    def set_output_embeddings(self, value: nn.Module) -> None:
+        self.language_model.set_output_embeddings(value)
+
+    def get_image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Pixels (n_images, 3, H, W) -> projected features (n_images, tokens_per_image, d_llm)."""
+        dtype = next(self.vision_tower.parameters()).dtype
+        return self.projector(self.vision_tower(pixel_values.to(dtype)))
+
+    def _scatter_image_features(
+        self, input_ids: torch.Tensor, inputs_embeds: torch.Tensor, pixel_values: torch.Tensor
+    ) -> torch.Tensor:
+        mask = input_ids == self.config.image_token_id
+        n_placeholders = int(mask.sum())
+        n_images, per_image = pixel_values.shape[0], self.config.image_seq_length
+        if n_placeholders != n_images * per_image:
+            raise ImageTokenMismatchError(
+                f"The text holds {n_placeholders} image placeholder tokens, i.e. {n_placeholders / per_image:g} "
+                f"<image> markers at {per_image} tokens each, but {n_images} images were given. Build inputs with "
+                "the model's processor, which expands each <image> marker to the right count."
+            )
+        features = self.get_image_features(pixel_values)
+        if features.shape[1] != per_image:
+            raise ImageTokenMismatchError(
+                f"The encoder and projector produce {features.shape[1]} tokens per image but the config says "
+                f"image_seq_length={per_image}; the config does not describe these parts."
+            )
+        features = features.to(inputs_embeds.device, inputs_embeds.dtype)
+        return inputs_embeds.masked_scatter(mask.unsqueeze(-1), features)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        cache: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        **kwargs,
+    ) -> CausalLMOutputWithPast:
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
+        if "past_key_values" in kwargs:
+            cache = kwargs.pop("past_key_values")
+        if inputs_embeds is None:
+            inputs_embeds = self.get_input_embeddings()(input_ids)
+            prefill = cache is None or cache.get_seq_length() == 0
+            if pixel_values is not None:
+                inputs_embeds = self._scatter_image_features(input_ids, inputs_embeds, pixel_values)
+            elif prefill and bool((input_ids == self.config.image_token_id).any()):
+                n = int((input_ids == self.config.image_token_id).sum())
+                raise ImageTokenMismatchError(f"The text holds {n} image placeholder tokens but no images were given.")
+            if labels is not None:
+                labels = labels.masked_fill(input_ids == self.config.image_token_id, -100)
+        elif pixel_values is not None:
+            raise ValueError("pixel_values need input_ids to locate the image placeholder tokens.")
+        return self.language_model(
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            cache=cache,
+            labels=labels,
+            logits_to_keep=logits_to_keep,
+            **kwargs,
+        )

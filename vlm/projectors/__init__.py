@@ -1,0 +1,6 @@
+"""Projectors (connectors). Importing this package registers every member."""
+
+from vlm.projectors import mlp  # noqa: F401
+from vlm.projectors.base import PROJECTORS, Projector
+
+__all__ = ["PROJECTORS", "Projector"]

@@ -1,0 +1,26 @@
+"""The projector seam: maps vision features (n, tokens, c_vision) to LLM embeddings (n, tokens', d_llm)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from vlm.registry import Registry
+
+
+class Projector(nn.Module):
+    """Subclasses say how many tokens they emit for a token grid, so the processor can expand `<image>`."""
+
+    def __init__(self, in_dim: int, out_dim: int, bias: bool = True):
+        super().__init__()
+        self.in_dim, self.out_dim = in_dim, out_dim
+
+    @classmethod
+    def num_tokens(cls, tokens_in: int, grid: tuple[int, int]) -> int:
+        return tokens_in
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+PROJECTORS: Registry[type[Projector]] = Registry("projector")

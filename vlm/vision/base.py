@@ -1,0 +1,55 @@
+"""The vision-encoder seam: every encoder family maps pixels to a (tokens, channels) sequence."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+from torch import nn
+
+from vlm.config import VLMConfig
+from vlm.registry import Registry
+
+
+class VisionEncoder(nn.Module, ABC):
+    """Pixels (n, 3, H, W) -> features (n, tokens, out_channels) after layer selection and prefix handling.
+
+    Built from ``config`` alone (random weights, e.g. before `from_pretrained` fills them), or
+    with ``pretrained`` naming the checkpoint the family knows how to load.
+    """
+
+    def __init__(self, config: VLMConfig, pretrained: str | None = None):
+        super().__init__()
+        self.config = config
+
+    @classmethod
+    @abstractmethod
+    def grid(cls, config: VLMConfig, image_size: int) -> tuple[int, int]:
+        """Rows and columns of the patch-token grid for a square input of ``image_size`` pixels."""
+
+    @classmethod
+    @abstractmethod
+    def num_prefix_tokens(cls, config: VLMConfig) -> int:
+        """Non-patch tokens in front of the grid (CLS, registers)."""
+
+    @classmethod
+    @abstractmethod
+    def out_channels(cls, config: VLMConfig) -> int:
+        """Channel width of the selected features (all selected layers concatenated)."""
+
+    @classmethod
+    def num_tokens(cls, config: VLMConfig, image_size: int) -> int:
+        rows, cols = cls.grid(config, image_size)
+        kept_prefix = 0 if config.vision_feature_select_strategy == "default" else cls.num_prefix_tokens(config)
+        return rows * cols + kept_prefix
+
+    @abstractmethod
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor: ...
+
+
+# Keyed by the vision sub-config's `model_type` (exact match), e.g. "clip_vision_model".
+VISION_ENCODERS: Registry[type[VisionEncoder]] = Registry("vision encoder")
+
+
+def encoder_class(config: VLMConfig) -> type[VisionEncoder]:
+    return VISION_ENCODERS.get(config.vision_config.model_type)

@@ -1,0 +1,57 @@
+"""Vision towers from transformers (CLIP, SigLIP), selected by hidden-state layer like LLaVA."""
+
+from __future__ import annotations
+
+import torch
+from transformers import AutoConfig, AutoModel, PreTrainedConfig
+
+from vlm.config import VLMConfig
+from vlm.vision.base import VISION_ENCODERS, VisionEncoder
+
+
+def load_vision_config(path: str) -> PreTrainedConfig:
+    """The vision config of an HF checkpoint folder; for a CLIP/SigLIP image-text pair, its vision part."""
+    config = AutoConfig.from_pretrained(path)
+    return getattr(config, "vision_config", None) or config
+
+
+class HFViTEncoder(VisionEncoder):
+    """A transformers ViT tower; features are the chosen hidden states with prefix tokens handled."""
+
+    prefix_tokens = 1
+
+    def __init__(self, config: VLMConfig, pretrained: str | None = None):
+        super().__init__(config)
+        if pretrained is None:
+            self.model = AutoModel.from_config(config.vision_config)
+        else:
+            self.model = AutoModel.from_pretrained(pretrained, config=config.vision_config, dtype=config.dtype)
+
+    @classmethod
+    def grid(cls, config: VLMConfig, image_size: int) -> tuple[int, int]:
+        side = image_size // config.vision_config.patch_size
+        return side, side
+
+    @classmethod
+    def num_prefix_tokens(cls, config: VLMConfig) -> int:
+        return cls.prefix_tokens
+
+    @classmethod
+    def out_channels(cls, config: VLMConfig) -> int:
+        return config.vision_config.hidden_size * len(config.feature_layers)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        out = self.model(pixel_values=pixel_values, output_hidden_states=True, return_dict=True)
+        drop = self.prefix_tokens if self.config.vision_feature_select_strategy == "default" else 0
+        layers = [out.hidden_states[i][:, drop:] for i in self.config.feature_layers]
+        return torch.cat(layers, dim=-1)
+
+
+@VISION_ENCODERS.register("clip_vision_model")
+class CLIPEncoder(HFViTEncoder):
+    prefix_tokens = 1
+
+
+@VISION_ENCODERS.register("siglip_vision_model")
+class SiglipEncoder(HFViTEncoder):
+    prefix_tokens = 0
