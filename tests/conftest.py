@@ -19,10 +19,10 @@ from vlm.build import BuildSpec, build  # noqa: E402
 @pytest.fixture(scope="session")
 def built_models(tmp_path_factory):
     """Assembled tiny models saved as folders, keyed by (vision, projector, llm); built once per session."""
-    cache: dict[tuple[str, str, str], Path] = {}
+    cache: dict[tuple[str, ...], Path] = {}
 
     def get(vision: str = "tiny-clip", projector: str = "mlp2x_gelu", llm: str = "tiny-llama", **kw) -> Path:
-        key = (vision, projector, llm, *sorted(kw.items()))
+        key = (vision, projector, llm, repr(sorted(kw.items())))
         if key not in cache:
             out = tmp_path_factory.mktemp(f"{vision}-{projector}-{llm}")
             model, processor = build(BuildSpec(vision=vision, projector=projector, llm=llm, **kw))

@@ -21,7 +21,9 @@ def prompt(processor, question: str, n_images: int = 1) -> str:
 def test_assembly_forward_and_generate(built_models, images, vision, llm):
     model, processor = load(built_models(vision, "mlp2x_gelu", llm))
     assert isinstance(model, VLMForConditionalGeneration) and isinstance(processor, VLMProcessor)
-    batch = processor(images=images[:1], text=[prompt(processor, "What colour is the circle?")], return_tensors="pt")
+    batch = processor(
+        images=images[:1], text=[prompt(processor, "What colour is the circle?")], return_tensors="pt"
+    )
     n_placeholders = int((batch["input_ids"] == model.config.image_token_id).sum())
     assert n_placeholders == model.config.image_seq_length == 64
     assert batch["pixel_values"].shape == (1, 3, 64, 64)
@@ -29,7 +31,9 @@ def test_assembly_forward_and_generate(built_models, images, vision, llm):
     assert torch.isfinite(out.loss)
     assert out.logits.shape == (*batch["input_ids"].shape, model.config.text_config.vocab_size)
     generated = model.generate(**batch, max_new_tokens=6, do_sample=False)
-    assert generated.shape[1] == batch["input_ids"].shape[1] + 6 or processor.tokenizer.eos_token_id in generated
+    assert (
+        generated.shape[1] == batch["input_ids"].shape[1] + 6 or processor.tokenizer.eos_token_id in generated
+    )
 
 
 def test_auto_classes_resolve(built_models):
@@ -42,12 +46,16 @@ def test_auto_classes_resolve(built_models):
 
 def test_save_load_round_trip_identical_logits(built_models, images, tmp_path):
     model, processor = load(built_models("tiny-siglip", "mlp2x_gelu", "tiny-qwen2"))
-    batch = processor(images=images[1:2], text=[prompt(processor, "Describe the image.")], return_tensors="pt")
+    batch = processor(
+        images=images[1:2], text=[prompt(processor, "Describe the image.")], return_tensors="pt"
+    )
     model.save_pretrained(tmp_path, max_shard_size="100KB")  # sharded safetensors on purpose
     processor.save_pretrained(tmp_path)
     assert len(list(tmp_path.glob("model-*.safetensors"))) > 1
     reloaded, reprocessor = load(tmp_path)
-    rebatch = reprocessor(images=images[1:2], text=[prompt(reprocessor, "Describe the image.")], return_tensors="pt")
+    rebatch = reprocessor(
+        images=images[1:2], text=[prompt(reprocessor, "Describe the image.")], return_tensors="pt"
+    )
     assert torch.equal(batch["input_ids"], rebatch["input_ids"])
     assert torch.equal(batch["pixel_values"], rebatch["pixel_values"])
     with torch.no_grad():
@@ -67,11 +75,13 @@ def test_batched_left_padded_generation_equals_single(built_models, images):
         batch = processor(images=imgs or None, text=[text], return_tensors="pt")
         singles.append(model.generate(**batch, **settings)[0, batch["input_ids"].shape[1] :].tolist())
     flat = [img for imgs, _ in samples for img in imgs]
-    batch = processor(images=flat, text=[t for _, t in samples], return_tensors="pt", padding=True, padding_side="left")
+    batch = processor(
+        images=flat, text=[t for _, t in samples], return_tensors="pt", padding=True, padding_side="left"
+    )
     assert (batch["attention_mask"] == 0).any()
     out = model.generate(**batch, **settings)[:, batch["input_ids"].shape[1] :]
     pad = processor.tokenizer.pad_token_id
-    for single, row in zip(singles, out.tolist()):
+    for single, row in zip(singles, out.tolist(), strict=True):
         assert row[: len(single)] == single
         assert all(t == pad for t in row[len(single) :])
 
@@ -79,7 +89,9 @@ def test_batched_left_padded_generation_equals_single(built_models, images):
 def test_sampling_parameters_are_seeded(built_models, images):
     model, processor = load(built_models())
     batch = processor(images=images[:1], text=[prompt(processor, "Describe.")], return_tensors="pt")
-    settings = dict(max_new_tokens=8, do_sample=True, temperature=1.5, top_p=0.9, top_k=50, repetition_penalty=1.1)
+    settings = dict(
+        max_new_tokens=8, do_sample=True, temperature=1.5, top_p=0.9, top_k=50, repetition_penalty=1.1
+    )
     torch.manual_seed(3)
     a = model.generate(**batch, **settings)
     torch.manual_seed(3)
@@ -89,7 +101,12 @@ def test_sampling_parameters_are_seeded(built_models, images):
 
 @pytest.mark.parametrize(
     ("vision", "strategy", "expected"),
-    [("tiny-clip", "default", 64), ("tiny-clip", "full", 65), ("tiny-siglip", "default", 64), ("tiny-siglip", "full", 64)],
+    [
+        ("tiny-clip", "default", 64),
+        ("tiny-clip", "full", 65),
+        ("tiny-siglip", "default", 64),
+        ("tiny-siglip", "full", 64),
+    ],
 )
 def test_tokens_per_image_respects_prefix_tokens(built_models, images, vision, strategy, expected):
     """SigLIP has no CLS token: the default strategy must not drop a patch there."""

@@ -21,4 +21,10 @@ AutoModelForImageTextToText.register(VLMConfig, VLMForConditionalGeneration, exi
 AutoModelForCausalLM.register(VLMConfig, VLMForConditionalGeneration, exist_ok=True)
 AutoProcessor.register(VLMConfig, VLMProcessor, exist_ok=True)
 
-__all__ = ["VLMConfig", "VLMForConditionalGeneration", "VLMProcessor", "ImageTokenMismatchError", "__version__"]
+__all__ = [
+    "VLMConfig",
+    "VLMForConditionalGeneration",
+    "VLMProcessor",
+    "ImageTokenMismatchError",
+    "__version__",
+]

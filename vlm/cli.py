@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 from vlm.registry import Registry
 
-COMMANDS: Registry[tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = Registry(
-    "command"
+COMMANDS: Registry[tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = (
+    Registry("command")
 )
 
 
@@ -20,14 +20,20 @@ def _layers(text: str) -> int | list[int]:
 
 
 def _build_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--vision", required=True, help="vision encoder: registry key (tiny-clip, ...), folder or hub id")
+    p.add_argument(
+        "--vision", required=True, help="vision encoder: registry key (tiny-clip, ...), folder or hub id"
+    )
     p.add_argument("--projector", required=True, help="projector registry key (linear, mlp2x_gelu, ...)")
     p.add_argument("--llm", required=True, help="causal LM: registry key (tiny-llama, ...), folder or hub id")
     p.add_argument("--out", required=True, help="folder to write the model and processor to")
     p.add_argument("--template", help="chat template key (default: the LLM tokenizer's own)")
     p.add_argument("--feature-layer", type=_layers, default=-2, help="vision layer index or comma list (-2)")
-    p.add_argument("--select-strategy", choices=["default", "full"], default="default",
-                   help="default: drop CLS/register tokens; full: keep them")
+    p.add_argument(
+        "--select-strategy",
+        choices=["default", "full"],
+        default="default",
+        help="default: drop CLS/register tokens; full: keep them",
+    )
     p.add_argument("--image-size", type=int, help="input resolution (default: the encoder's)")
     p.add_argument("--aspect", choices=["pad", "resize", "crop"], default="pad")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
@@ -39,9 +45,16 @@ def _build(a: argparse.Namespace) -> int:
     from vlm.info import describe, format_info
 
     spec = BuildSpec(
-        vision=a.vision, projector=a.projector, llm=a.llm, template=a.template,
-        vision_feature_layer=a.feature_layer, vision_feature_select_strategy=a.select_strategy,
-        image_size=a.image_size, aspect=a.aspect, dtype=a.dtype, seed=a.seed,
+        vision=a.vision,
+        projector=a.projector,
+        llm=a.llm,
+        template=a.template,
+        vision_feature_layer=a.feature_layer,
+        vision_feature_select_strategy=a.select_strategy,
+        image_size=a.image_size,
+        aspect=a.aspect,
+        dtype=a.dtype,
+        seed=a.seed,
     )
     model, processor = build(spec)
     model.save_pretrained(a.out)

@@ -14,7 +14,12 @@ from vlm.vision import encoder_class
 LLAVA_VISION_TYPES = ("clip_vision_model", "siglip_vision_model")
 LLAVA_PROJECTORS = ("linear", "mlp2x_gelu")
 # Causal LMs whose forward does more than `lm_head(hidden)`, which Llava's head cannot reproduce.
-_LOGIT_POSTPROCESSING = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_multiplier_scale")
+_LOGIT_POSTPROCESSING = (
+    "final_logit_softcapping",
+    "logit_scale",
+    "logits_scaling",
+    "output_multiplier_scale",
+)
 
 
 class NotExportableError(ValueError):
@@ -36,7 +41,9 @@ def llava_blockers(model: VLMForConditionalGeneration) -> list[str]:
     text = config.text_config
     for name in _LOGIT_POSTPROCESSING:
         if getattr(text, name, None) not in (None, 1.0):
-            reasons.append(f"the LLM post-processes logits ({name}={getattr(text, name)}); Llava's head does not")
+            reasons.append(
+                f"the LLM post-processes logits ({name}={getattr(text, name)}); Llava's head does not"
+            )
     lm = model.language_model
     head = lm.get_output_embeddings()
     if getattr(head, "bias", None) is not None:
@@ -53,7 +60,9 @@ def export_llava(model: VLMForConditionalGeneration, processor: VLMProcessor, ou
     config = model.config
     prefix_tokens = encoder_class(config).num_prefix_tokens(config)
     # Llava's "default" always drops exactly one token; ours drops the family's prefix (none for SigLIP).
-    strategy = "default" if config.vision_feature_select_strategy == "default" and prefix_tokens == 1 else "full"
+    strategy = (
+        "default" if config.vision_feature_select_strategy == "default" and prefix_tokens == 1 else "full"
+    )
     if config.vision_feature_select_strategy == "default" and prefix_tokens not in (0, 1):
         raise NotExportableError(f"cannot export to llava-hf: the encoder has {prefix_tokens} prefix tokens")
     linear = config.projector_type == "linear"
@@ -104,6 +113,6 @@ def _llava_state_dict(model: VLMForConditionalGeneration, linear: bool) -> dict[
             state["model.multi_modal_projector.linear_2.bias"] = torch.zeros(width, dtype=ref.dtype)
     for name, tensor in lm.state_dict().items():
         if name.startswith(base):
-            state[f"model.language_model.{name[len(base):]}"] = tensor
+            state[f"model.language_model.{name[len(base) :]}"] = tensor
     state["lm_head.weight"] = lm.get_output_embeddings().weight
     return {k: v.detach() for k, v in state.items()}

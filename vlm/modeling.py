@@ -120,7 +120,9 @@ class VLMForConditionalGeneration(VLMPreTrainedModel, GenerationMixin):
                 inputs_embeds = self._scatter_image_features(input_ids, inputs_embeds, pixel_values)
             elif prefill and bool((input_ids == self.config.image_token_id).any()):
                 n = int((input_ids == self.config.image_token_id).sum())
-                raise ImageTokenMismatchError(f"The text holds {n} image placeholder tokens but no images were given.")
+                raise ImageTokenMismatchError(
+                    f"The text holds {n} image placeholder tokens but no images were given."
+                )
             if labels is not None:
                 labels = labels.masked_fill(input_ids == self.config.image_token_id, -100)
         elif pixel_values is not None:

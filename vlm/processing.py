@@ -60,5 +60,7 @@ def image_processor_from(source_dir: str, image_size: int, aspect: AspectMode = 
 def add_image_token(tokenizer: PreTrainedTokenizerBase, image_token: str = IMAGE_TOKEN) -> int:
     """Add the image placeholder as a special token (no-op when present); returns its id."""
     if image_token not in tokenizer.get_vocab():
-        tokenizer.add_special_tokens({"extra_special_tokens": [image_token]}, replace_extra_special_tokens=False)
+        tokenizer.add_special_tokens(
+            {"extra_special_tokens": [image_token]}, replace_extra_special_tokens=False
+        )
     return tokenizer.convert_tokens_to_ids(image_token)

@@ -27,8 +27,7 @@ _CONTENT = (
 
 CHAT_TEMPLATES.register(
     "llama3",
-    _CONTENT
-    + "{{- '<|begin_of_text|>' -}}"
+    _CONTENT + "{{- '<|begin_of_text|>' -}}"
     "{%- for message in messages -%}"
     "{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' -}}"
     "{%- if message['role'] == 'assistant' -%}"
@@ -40,8 +39,7 @@ CHAT_TEMPLATES.register(
 
 CHAT_TEMPLATES.register(
     "chatml",
-    _CONTENT
-    + "{%- for message in messages -%}"
+    _CONTENT + "{%- for message in messages -%}"
     "{{- '<|im_start|>' + message['role'] + '\\n' -}}"
     "{%- if message['role'] == 'assistant' -%}"
     "{%- generation -%}{{- render(message['content']) + '<|im_end|>' -}}{%- endgeneration -%}"
@@ -58,8 +56,7 @@ VICUNA_SYSTEM = (
 
 CHAT_TEMPLATES.register(
     "vicuna_v1",
-    _CONTENT
-    + "{%- if messages and messages[0]['role'] == 'system' -%}"
+    _CONTENT + "{%- if messages and messages[0]['role'] == 'system' -%}"
     "{{- render(messages[0]['content']) + ' ' -}}{%- set turns = messages[1:] -%}"
     "{%- else -%}{{- '" + VICUNA_SYSTEM + " ' -}}{%- set turns = messages -%}{%- endif -%}"
     "{%- for message in turns -%}"

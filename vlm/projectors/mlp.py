@@ -32,4 +32,6 @@ class LinearProjector(MLPProjector):
 
 
 for _depth in (2, 3, 4):
-    PROJECTORS.register(f"mlp{_depth}x_gelu", type(f"MLP{_depth}xGELUProjector", (MLPProjector,), {"depth": _depth}))
+    PROJECTORS.register(
+        f"mlp{_depth}x_gelu", type(f"MLP{_depth}xGELUProjector", (MLPProjector,), {"depth": _depth})
+    )

@@ -40,7 +40,9 @@ class VisionEncoder(nn.Module, ABC):
     @classmethod
     def num_tokens(cls, config: VLMConfig, image_size: int) -> int:
         rows, cols = cls.grid(config, image_size)
-        kept_prefix = 0 if config.vision_feature_select_strategy == "default" else cls.num_prefix_tokens(config)
+        kept_prefix = (
+            0 if config.vision_feature_select_strategy == "default" else cls.num_prefix_tokens(config)
+        )
         return rows * cols + kept_prefix
 
     @abstractmethod

@@ -25,7 +25,9 @@ class HFViTEncoder(VisionEncoder):
         if pretrained is None:
             self.model = AutoModel.from_config(config.vision_config)
         else:
-            self.model = AutoModel.from_pretrained(pretrained, config=config.vision_config, dtype=config.dtype)
+            self.model = AutoModel.from_pretrained(
+                pretrained, config=config.vision_config, dtype=config.dtype
+            )
 
     @classmethod
     def grid(cls, config: VLMConfig, image_size: int) -> tuple[int, int]:
