@@ -21,7 +21,7 @@ def describe(path: str | Path) -> dict:
     vision, text = config.vision_config, config.text_config
     parts = {
         "vision_tower": f"{vision.model_type} (hidden {vision.hidden_size}, layers {vision.num_hidden_layers}, "
-        f"patch {vision.patch_size}, layer(s) {config.vision_feature_layer}, {config.vision_feature_select_strategy})",
+        f"patch {getattr(vision, 'patch_size', '-')}, layer(s) {config.vision_feature_layer}, {config.vision_feature_select_strategy})",
         "projector": config.projector_type,
         "language_model": f"{text.model_type} (hidden {text.hidden_size}, layers {text.num_hidden_layers}, "
         f"vocab {text.vocab_size})",

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 from torch import nn
 
 from vlm.registry import Registry
 
 
-class Projector(nn.Module):
+class Projector(nn.Module, ABC):
     """Subclasses say how many tokens they emit for a token grid, so the processor can expand `<image>`."""
 
     def __init__(self, in_dim: int, out_dim: int, bias: bool = True):
@@ -19,8 +21,8 @@ class Projector(nn.Module):
     def num_tokens(cls, tokens_in: int, grid: tuple[int, int]) -> int:
         return tokens_in
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+    @abstractmethod
+    def forward(self, features: torch.Tensor) -> torch.Tensor: ...
 
 
 PROJECTORS: Registry[type[Projector]] = Registry("projector")
