@@ -146,3 +146,17 @@ def test_labels_never_train_on_image_positions(built_models, images):
     masked = ids.masked_fill(ids == model.config.image_token_id, -100)
     with torch.no_grad():
         assert model(**batch, labels=ids).loss.item() == model(**batch, labels=masked).loss.item()
+
+
+def test_pad_to_square_uses_the_mean_colour(built_models):
+    from PIL import Image
+
+    _, processor = load(built_models())
+    wide = Image.new("RGB", (64, 32), (255, 255, 255))
+    pixels = processor.image_processor(wide, return_tensors="pt")["pixel_values"][0]
+    mean = torch.tensor(processor.image_processor.image_mean)
+    std = torch.tensor(processor.image_processor.image_std)
+    expected_pad = ((mean * 255).int() / 255 - mean) / std  # the mean colour, quantised to 8 bits
+    assert pixels.shape == (3, 64, 64)
+    torch.testing.assert_close(pixels[:, 0, 32], expected_pad, atol=0.02, rtol=0)  # top band: padding
+    torch.testing.assert_close(pixels[:, 32, 32], (1 - mean) / std, atol=0.02, rtol=0)  # centre: white image
