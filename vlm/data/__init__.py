@@ -1,0 +1,1 @@
+"""Data: sources, the synthetic world, tokenization through chat templates, batching."""
