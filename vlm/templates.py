@@ -58,7 +58,9 @@ CHAT_TEMPLATES.register(
     "vicuna_v1",
     _CONTENT + "{%- if messages and messages[0]['role'] == 'system' -%}"
     "{{- render(messages[0]['content']) + ' ' -}}{%- set turns = messages[1:] -%}"
-    "{%- else -%}{{- '" + VICUNA_SYSTEM + " ' -}}{%- set turns = messages -%}{%- endif -%}"
+    "{%- else -%}{{- '"
+    + VICUNA_SYSTEM.replace("'", "\\'")
+    + " ' -}}{%- set turns = messages -%}{%- endif -%}"
     "{%- for message in turns -%}"
     "{%- if message['role'] == 'user' -%}{{- 'USER: ' + render(message['content']) + ' ' -}}"
     "{%- else -%}{{- 'ASSISTANT: ' -}}"
