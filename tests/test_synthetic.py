@@ -1,0 +1,213 @@
+import io
+import json
+import re
+
+import pytest
+
+from vlm.data.synthetic import (
+    COLOURS,
+    SHAPES,
+    TASKS,
+    SyntheticWorld,
+    benchmark,
+    generate_scene,
+    main,
+    scene_seed,
+    write_dataset,
+)
+from vlm.data.synthetic_tasks import popular_objects, relation
+
+N = 60
+
+
+@pytest.fixture(scope="module")
+def world() -> SyntheticWorld:
+    return SyntheticWorld("train", 64)
+
+
+def png_bytes(image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def answer(rec: dict) -> str:
+    return rec["conversations"][-1]["value"]
+
+
+def test_determinism():
+    a, b = SyntheticWorld("val", 96), SyntheticWorld("val", 96)
+    for i in range(10):
+        assert png_bytes(a.image(i)) == png_bytes(b.image(i))
+        for task in TASKS:
+            assert a.records(i, task) == b.records(i, task)
+
+
+def test_splits_disjoint():
+    seeds = {s: {scene_seed(s, i) for i in range(1000)} for s in ("train", "val", "test")}
+    assert not seeds["train"] & seeds["val"] and not seeds["train"] & seeds["test"]
+    assert not seeds["val"] & seeds["test"]
+    assert SyntheticWorld("train").scene(0) != SyntheticWorld("test").scene(0)
+    with pytest.raises(ValueError):
+        scene_seed("dev", 0)
+
+
+def test_scenes_are_valid():
+    tiny_seen = False
+    for i in range(200):
+        objs = generate_scene(i).objects
+        assert 1 <= len(objs) <= 5
+        assert len({o.name for o in objs}) == len(objs)
+        for k, o in enumerate(objs):
+            assert o.colour in COLOURS and o.shape in SHAPES
+            assert 0 <= o.box[0] < o.box[2] <= 1 and 0 <= o.box[1] < o.box[3] <= 1
+            for p in objs[k + 1 :]:
+                assert (
+                    o.box[2] <= p.box[0]
+                    or p.box[2] <= o.box[0]
+                    or o.box[3] <= p.box[1]
+                    or p.box[3] <= o.box[1]
+                )
+        tiny_seen |= any(o.size == "tiny" for o in objs)
+    assert tiny_seen
+
+
+def test_render_draws_objects_and_tiny_scales():
+    for seed in range(30):
+        scene = generate_scene(seed)
+        image = scene.render(128)
+        assert image.size == (128, 128)
+        for o in scene.objects:
+            centre = tuple(int(v * 128) for v in o.centre)
+            assert image.getpixel(centre) == COLOURS[o.colour], (seed, o)
+    scene = next(s for s in map(generate_scene, range(100)) if any(o.size == "tiny" for o in s.objects))
+    tiny = next(o for o in scene.objects if o.size == "tiny")
+
+    def tiny_pixels(size: int) -> int:
+        crop = scene.render(size).crop(tuple(round(v * size) for v in tiny.box))
+        return sum(n for n, colour in crop.getcolors() if colour == COLOURS[tiny.colour])
+
+    assert tiny_pixels(64) <= 12 and tiny_pixels(256) >= 60
+
+
+def test_examples_are_chat_format(world):
+    (ex,) = world.examples(0, "instruct")
+    assert len(ex.images) == 1 and ex.images[0].size == (64, 64)
+    assert ex.messages[0]["role"] == "user" and ex.messages[0]["content"][0] == {"type": "image"}
+    assert [m["role"] for m in ex.messages] == ["user", "assistant"] * (len(ex.messages) // 2)
+
+
+def test_vqa_answers_match_scene(world):
+    types = set()
+    for i in range(N):
+        scene = world.scene(i)
+        names = {o.name for o in scene.objects}
+        for rec in world.records(i, "vqa"):
+            types.add(rec["type"])
+            q, a = rec["conversations"][0]["value"], answer(rec)
+            assert q.startswith("<image>\n") and a == rec["answer"]
+            if rec["type"] == "count":
+                assert a == str(len(scene.objects))
+            elif rec["type"] == "existence":
+                colour, shape = q.split("Is there ")[1].split("?")[0].split()[-2:]
+                assert (f"{colour} {shape}" in names) == (a == "yes")
+            elif rec["type"] == "spatial":
+                first, second = re.match(r"<image>\nWhere is the (.+) relative to the (.+)\?", q).groups()
+                oa = next(o for o in scene.objects if o.name == first)
+                ob = next(o for o in scene.objects if o.name == second)
+                dx, dy = oa.centre[0] - ob.centre[0], oa.centre[1] - ob.centre[1]
+                expected = (
+                    ("left" if dx < 0 else "right")
+                    if abs(dx) >= abs(dy)
+                    else ("above" if dy < 0 else "below")
+                )
+                assert a == expected == relation(oa, ob)
+            elif rec["type"] == "small":
+                tiny = [o for o in scene.objects if o.size == "tiny"]
+                assert a in (tiny[0].colour, tiny[0].shape)
+            elif rec["type"] == "colour":
+                shape = q.split("the ")[1].split("?")[0]
+                assert [o.colour for o in scene.objects if o.shape == shape] == [a]
+            elif rec["type"] == "shape":
+                colour = q.split("the ")[1].split(" object")[0]
+                assert [o.shape for o in scene.objects if o.colour == colour] == [a]
+            assert len(a.split()) == 1
+    assert types == {"colour", "shape", "count", "existence", "spatial", "small"}
+
+
+def test_instruct_is_multi_turn(world):
+    for i in range(N):
+        (rec,) = world.records(i, "instruct")
+        turns = rec["conversations"]
+        assert 4 <= len(turns) <= 6 and len(rec["types"]) == len(turns) // 2
+        assert [t["from"] for t in turns] == ["human", "gpt"] * (len(turns) // 2)
+        assert sum("<image>" in t["value"] for t in turns) == 1
+
+
+def test_grounding_boxes_match_scene(world):
+    for i in range(N):
+        (rec,) = world.records(i, "ground")
+        boxes = {o.box for o in world.scene(i).objects}
+        assert tuple(rec["box"]) in boxes
+        assert all(0 <= v <= 1 for v in rec["box"])
+        assert json.loads(answer(rec)) == rec["box"]
+
+
+def test_pope_balanced_and_negatives_absent(world):
+    counts = {}
+    for i in range(N):
+        names = {o.name for o in world.scene(i).objects}
+        for rec in world.records(i, "pope"):
+            key = (rec["category"], answer(rec))
+            counts[key] = counts.get(key, 0) + 1
+            assert (rec["object"] in names) == (answer(rec) == "yes")
+            if rec["category"] == "adversarial" and answer(rec) == "no":
+                colour, shape = rec["object"].split()
+                assert any((o.colour == colour) != (o.shape == shape) for o in world.scene(i).objects)
+            if rec["category"] == "popular" and answer(rec) == "no":
+                ranked = [" ".join(p) for p in popular_objects()]
+                assert all(r in names for r in ranked[: ranked.index(rec["object"])])
+    assert set(counts) == {(c, a) for c in ("random", "popular", "adversarial") for a in ("yes", "no")}
+    assert len(set(counts.values())) == 1
+
+
+def test_preference_differs_in_one_fact(world):
+    kinds = set()
+    for i in range(N):
+        for rec in world.records(i, "pref"):
+            assert set(rec) >= {"id", "image", "prompt", "chosen", "rejected"}
+            chosen, rejected = rec["chosen"].split(), rec["rejected"].split()
+            assert rec["chosen"] != rec["rejected"] and len(chosen) == len(rejected)
+            diff = [(c, r) for c, r in zip(chosen, rejected, strict=True) if c != r]
+            assert len(diff) == 1
+            fact = rec["hallucination"]
+            kinds.add(fact["kind"])
+            assert [w.rstrip(".,") for w in diff[0]] == [str(fact["from"]), str(fact["to"])]
+            assert (rec["chosen"] == caption_of(world, i)) or fact["kind"] == "count"
+    assert kinds == {"colour", "shape", "relation", "count"}
+
+
+def caption_of(world, i):
+    return answer(world.records(i, "caption")[0])
+
+
+def test_cli_writes_llava_folder(tmp_path):
+    main(["--out", str(tmp_path), "--n", "8", "--size", "64", "--split", "test"])
+    for task in TASKS:
+        records = json.loads((tmp_path / f"{task}.json").read_text())
+        assert records
+        for rec in records:
+            assert (tmp_path / rec["image"]).is_file()
+    paths = write_dataset(tmp_path / "b", 3, 32, "val", ["caption"])
+    assert list(paths) == ["caption"] and paths["caption"].is_file()
+    with pytest.raises(ValueError, match="unknown tasks"):
+        write_dataset(tmp_path / "c", 1, 32, "val", ["captions"])
+
+
+def test_benchmark_positive():
+    assert benchmark(n=20, size=64) > 0
+
+
+def test_ids_unique_across_tasks(world):
+    ids = [rec["id"] for i in range(20) for task in TASKS for rec in world.records(i, task)]
+    assert len(ids) == len(set(ids))
