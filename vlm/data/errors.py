@@ -27,6 +27,9 @@ class BadSample(ValueError):
         super().__init__(f"bad sample {sample_id!r} ({kind.value}): {detail}")
         self.kind, self.sample_id, self.detail = kind, sample_id, detail
 
+    def __reduce__(self):  # picklable, so DataLoader workers can hand bad samples to the main process
+        return (type(self), (self.kind, self.sample_id, self.detail))
+
 
 class BadSampleLog:
     """Counts bad samples by kind and keeps a few examples of each; ``strict`` re-raises the first."""
