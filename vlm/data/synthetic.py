@@ -17,6 +17,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from vlm.data.example import Example
+from vlm.data.sources import conversation_to_messages
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 30),
@@ -184,10 +185,7 @@ class SyntheticWorld:
         image = self.image(index)
         out = []
         for rec in self.records(index, task):
-            messages = [
-                {"role": ROLES[turn["from"]], "content": _content(turn["value"])}
-                for turn in rec["conversations"]
-            ]
+            messages = conversation_to_messages(rec["conversations"], rec["id"])
             out.append(Example(rec["id"], messages, [image], source=f"synthetic/{task}"))
         return out
 
@@ -200,15 +198,6 @@ class SyntheticWorld:
         rng = random.Random(f"{task}:{scene.seed}")
         uid = f"{task}_{self.split}_{index:07d}"
         return EMITTERS[task](scene, rng, uid, self.image_path(index))
-
-
-ROLES = {"human": "user", "gpt": "assistant"}
-
-
-def _content(value: str) -> list[dict]:
-    if value.startswith("<image>\n"):
-        return [{"type": "image"}, {"type": "text", "text": value[len("<image>\n") :]}]
-    return [{"type": "text", "text": value}]
 
 
 def write_dataset(
