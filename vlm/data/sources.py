@@ -1,13 +1,24 @@
-"""LLaVA-format conversation data: JSON (a list) or JSONL, with images under an image root."""
+"""LLaVA-format conversation data: JSON (a list) or JSONL, with images under an image root.
+
+`RecordDataset` is the map-style base every source shares (this file's `LlavaJsonDataset`,
+`vlm.data.hf_local.HFLocalDataset`): a record -> validated messages -> `Example` with its images
+loaded lazily, in ``dataset[i]``. Without a log, a bad sample raises `BadSample` (what
+`vlm.data.dataset.EncodedDataset` wants: DataLoader workers hand it to the main process); with a
+`BadSampleLog`, it is counted and ``dataset[i]`` is None (a strict log raises the first).
+"""
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from vlm.data.errors import BadSample, BadSampleKind
+import numpy as np
+from PIL import Image
+
+from vlm.data.errors import BadSample, BadSampleKind, BadSampleLog
 from vlm.data.example import Example
 from vlm.data.images import load_image
 from vlm.templates import IMAGE_TOKEN
@@ -62,69 +73,169 @@ def count_images(messages: list[dict[str, Any]]) -> int:
     return sum(item["type"] == "image" for m in messages for item in m["content"])
 
 
-class LlavaJsonDataset:
-    """Map-style LLaVA data. ``dataset[i]`` is an `Example` or raises `BadSample` (images load lazily).
+def record_images(record: dict[str, Any]) -> list[Any]:
+    """The record's image references (``images`` if non-empty, else ``image``), as a list."""
+    images = record.get("images") or record.get("image")
+    if not images:  # absent, None, "" or []: a text-only sample
+        return []
+    return list(images) if isinstance(images, (list, tuple)) else [images]
+
+
+def record_messages(record: dict[str, Any], sample_id: str, n_images: int) -> list[dict[str, Any]]:
+    """Validated messages with exactly ``n_images`` image items.
 
     A record with images but no ``<image>`` marker gets one marker at the start of its first human
-    turn, as LLaVA's training code does. A malformed JSONL line becomes a record that raises
-    `BadSample(MALFORMED_RECORD)` when read, so indices stay stable and the rest still loads.
+    turn, as LLaVA's training code does; any other count mismatch is `IMAGE_COUNT_MISMATCH`.
     """
+    messages = conversation_to_messages(record.get("conversations"), sample_id)
+    markers = count_images(messages)
+    if markers == 0 and n_images:
+        messages[messages[0]["role"] == "system"]["content"].insert(0, {"type": "image"})
+        markers = 1
+    if markers != n_images:
+        raise BadSample(
+            BadSampleKind.IMAGE_COUNT_MISMATCH, sample_id, f"{markers} <image> markers but {n_images} images"
+        )
+    return messages
 
-    def __init__(self, path: str | Path, image_root: str | Path):
-        self.path, self.image_root = Path(path), Path(image_root)
-        self.records = _read_records(self.path)
+
+def text_length(conversations: Any) -> int:
+    """Whitespace words over all turns: LLaVA's cheap length estimate for length grouping."""
+    if not isinstance(conversations, list):
+        return 0
+    return sum(len(str(t.get("value", "")).split()) for t in conversations if isinstance(t, dict))
+
+
+class RecordDataset:
+    """Map-style base: subclasses give ``__len__``, `record`, `open_image` and the cheap stats."""
+
+    source: str = ""
+    log: BadSampleLog | None = None
 
     def __len__(self) -> int:
-        return len(self.records)
+        raise NotImplementedError
 
-    def __getitem__(self, index: int) -> Example:
-        record = self.records[index]
-        if isinstance(record, BadSample):
-            raise record
-        sample_id = str(record.get("id", f"{self.path.name}:{index}"))
-        images = record.get("image", [])
-        images = [images] if isinstance(images, str) else images
-        messages = conversation_to_messages(record.get("conversations"), sample_id)
-        markers = count_images(messages)
-        if markers == 0 and images:
-            messages[messages[0]["role"] == "system"]["content"].insert(0, {"type": "image"})
-            markers = 1
-        if markers != len(images):
-            raise BadSample(
-                BadSampleKind.IMAGE_COUNT_MISMATCH,
-                sample_id,
-                f"{markers} <image> markers but {len(images)} images",
-            )
-        loaded = [load_image(rel, self.image_root, sample_id) for rel in images]
-        return Example(sample_id, messages, loaded, source=str(self.path))
+    def record(self, index: int) -> dict[str, Any]:
+        """The raw record at ``index``; `BadSample(MALFORMED_RECORD)` if it is not a JSON object."""
+        raise NotImplementedError
+
+    def open_image(self, ref: Any, sample_id: str) -> Image.Image:
+        raise NotImplementedError
+
+    def lengths(self) -> list[int]:
+        """Per-sample text length estimates (words), read without loading any image."""
+        raise NotImplementedError
+
+    def modalities(self) -> list[bool]:
+        """Per-sample has-image flags, read without loading any image."""
+        raise NotImplementedError
 
     def modality_lengths(self) -> tuple[list[int], list[bool]]:
-        """Cheap per-record text lengths (words) and has-image flags, for the length-grouped sampler."""
-        lengths, has_image = [], []
-        for record in self.records:
-            ok = isinstance(record, dict) and isinstance(record.get("conversations"), list)
-            turns = record["conversations"] if ok else []
-            lengths.append(sum(len(str(t.get("value", "")).split()) for t in turns if isinstance(t, dict)))
-            has_image.append(ok and bool(record.get("image")))
-        return lengths, has_image
+        return self.lengths(), self.modalities()
 
+    def sample_id(self, index: int, record: dict[str, Any]) -> str:
+        return str(record["id"]) if record.get("id") is not None else f"{Path(self.source).name}:{index}"
 
-def _read_records(path: Path) -> list[dict[str, Any] | BadSample]:
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".json":
-        data = json.loads(text)
-        if not isinstance(data, list):
-            raise ValueError(f"{path} must hold a JSON list of records")
-        return data
-    records: list[dict[str, Any] | BadSample] = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
+    def parse(self, index: int) -> tuple[str, list[dict[str, Any]], list[Any]]:
+        """``(sample_id, messages, image refs)``, validated, without touching the images."""
+        record = self.record(index)
+        sample_id = self.sample_id(index, record)
+        images = record_images(record)
+        return sample_id, record_messages(record, sample_id, len(images)), images
+
+    def example(self, index: int) -> Example:
+        """The `Example` at ``index`` with its images loaded, or `BadSample`."""
+        sample_id, messages, refs = self.parse(index)
+        images = [self.open_image(ref, sample_id) for ref in refs]
+        return Example(sample_id, messages, images, source=self.source)
+
+    def __getitem__(self, index: int) -> Example | None:
         try:
-            record = json.loads(line)
-            if not isinstance(record, dict):
-                raise ValueError("not a JSON object")
-            records.append(record)
+            return self.example(index)
+        except BadSample as bad:
+            if self.log is None:
+                raise
+            self.log.record(bad)
+            return None
+
+    def examples(self) -> Iterator[Example]:
+        """Every good `Example` in order; bad ones are counted in ``self.log`` (required) and skipped."""
+        if self.log is None:
+            raise ValueError("examples() skips bad samples: give the dataset a BadSampleLog")
+        for index in range(len(self)):
+            example = self[index]
+            if example is not None:
+                yield example
+
+
+class LlavaJsonDataset(RecordDataset):
+    """LLaVA JSON (a list of records) or JSONL (one record a line), images relative to ``image_root``.
+
+    Records are kept serialized in one buffer (not as a million Python dicts), so forked DataLoader
+    workers share them instead of copying them page by page. A malformed JSONL line stays a record
+    that is bad with `MALFORMED_RECORD`, so indices stay stable and the rest still loads.
+    """
+
+    def __init__(self, path: str | Path, image_root: str | Path, log: BadSampleLog | None = None):
+        self.path, self.image_root, self.log = Path(path), Path(image_root), log
+        self.source = str(self.path)
+        lines, self._lengths, self._has_image = _read_lines(self.path)
+        self._offsets = np.cumsum([0] + [len(line) for line, _ in lines], dtype=np.int64)
+        self._line_numbers = np.array([number for _, number in lines], dtype=np.int64)
+        self._buffer = b"".join(line for line, _ in lines)
+
+    def __len__(self) -> int:
+        return len(self._line_numbers)
+
+    def record(self, index: int) -> dict[str, Any]:
+        start, end = self._offsets[index], self._offsets[index + 1]
+        try:
+            record = json.loads(self._buffer[start:end])
         except ValueError as err:
-            records.append(BadSample(BadSampleKind.MALFORMED_RECORD, f"{path.name}:{number}", str(err)))
-    return records
+            record = err
+        if not isinstance(record, dict):
+            where = f"{self.path.name}:{self._line_numbers[index]}"
+            raise BadSample(BadSampleKind.MALFORMED_RECORD, where, f"not a JSON object: {record}")
+        return record
+
+    def open_image(self, ref: Any, sample_id: str) -> Image.Image:
+        return load_image(ref, self.image_root, sample_id)
+
+    def lengths(self) -> list[int]:
+        return self._lengths.tolist()
+
+    def modalities(self) -> list[bool]:
+        return self._has_image.tolist()
+
+
+def llava_json(
+    path: str | Path, image_root: str | Path, log: BadSampleLog | None = None
+) -> Iterator[Example]:
+    """Every good `Example` of a LLaVA JSON/JSONL file; bad samples are counted in ``log`` and skipped."""
+    return LlavaJsonDataset(path, image_root, log if log is not None else BadSampleLog()).examples()
+
+
+def _read_lines(path: Path) -> tuple[list[tuple[bytes, int]], np.ndarray, np.ndarray]:
+    """``(serialized record, line number)`` pairs plus per-record lengths and has-image flags."""
+    data = path.read_bytes()
+    if path.suffix != ".jsonl" and data.lstrip()[:1] != b"{":  # a JSON list (JSONL starts with "{")
+        records = json.loads(data)
+        if not isinstance(records, list):
+            raise ValueError(f"{path} must hold a JSON list of records")
+        numbered = [(json.dumps(r, ensure_ascii=False).encode(), i) for i, r in enumerate(records)]
+        parsed: list[Any] = records
+    else:
+        numbered = [(line, n) for n, line in enumerate(data.splitlines(), 1) if line.strip()]
+        parsed = [_try_json(line) for line, _ in numbered]
+    lengths = np.array(
+        [text_length(r.get("conversations")) if isinstance(r, dict) else 0 for r in parsed], dtype=np.int64
+    )
+    has_image = np.array([isinstance(r, dict) and bool(record_images(r)) for r in parsed], dtype=bool)
+    return numbered, lengths, has_image
+
+
+def _try_json(line: bytes) -> Any:
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None
