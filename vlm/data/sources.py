@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -106,29 +107,32 @@ def text_length(conversations: Any) -> int:
     return sum(len(str(t.get("value", "")).split()) for t in conversations if isinstance(t, dict))
 
 
-class RecordDataset:
+class RecordDataset(ABC):
     """Map-style base: subclasses give ``__len__``, `record`, `open_image` and the cheap stats."""
 
     source: str = ""
     log: BadSampleLog | None = None
 
-    def __len__(self) -> int:
-        raise NotImplementedError
+    @abstractmethod
+    def __len__(self) -> int: ...
 
+    @abstractmethod
     def record(self, index: int) -> dict[str, Any]:
         """The raw record at ``index``; `BadSample(MALFORMED_RECORD)` if it is not a JSON object."""
-        raise NotImplementedError
+        ...
 
-    def open_image(self, ref: Any, sample_id: str) -> Image.Image:
-        raise NotImplementedError
+    @abstractmethod
+    def open_image(self, ref: Any, sample_id: str) -> Image.Image: ...
 
+    @abstractmethod
     def lengths(self) -> list[int]:
         """Per-sample text length estimates (words), read without loading any image."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def modalities(self) -> list[bool]:
         """Per-sample has-image flags, read without loading any image."""
-        raise NotImplementedError
+        ...
 
     def modality_lengths(self) -> tuple[list[int], list[bool]]:
         return self.lengths(), self.modalities()
@@ -184,9 +188,11 @@ class LlavaJsonDataset(RecordDataset):
         self._line_numbers = np.array([number for _, number in lines], dtype=np.int64)
         self._buffer = b"".join(line for line, _ in lines)
 
+    @abstractmethod
     def __len__(self) -> int:
         return len(self._line_numbers)
 
+    @abstractmethod
     def record(self, index: int) -> dict[str, Any]:
         start, end = self._offsets[index], self._offsets[index + 1]
         try:
@@ -198,12 +204,15 @@ class LlavaJsonDataset(RecordDataset):
             raise BadSample(BadSampleKind.MALFORMED_RECORD, where, f"not a JSON object: {record}")
         return record
 
+    @abstractmethod
     def open_image(self, ref: Any, sample_id: str) -> Image.Image:
         return load_image(ref, self.image_root, sample_id)
 
+    @abstractmethod
     def lengths(self) -> list[int]:
         return self._lengths.tolist()
 
+    @abstractmethod
     def modalities(self) -> list[bool]:
         return self._has_image.tolist()
 
