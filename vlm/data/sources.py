@@ -188,11 +188,9 @@ class LlavaJsonDataset(RecordDataset):
         self._line_numbers = np.array([number for _, number in lines], dtype=np.int64)
         self._buffer = b"".join(line for line, _ in lines)
 
-    @abstractmethod
     def __len__(self) -> int:
         return len(self._line_numbers)
 
-    @abstractmethod
     def record(self, index: int) -> dict[str, Any]:
         start, end = self._offsets[index], self._offsets[index + 1]
         try:
@@ -204,15 +202,12 @@ class LlavaJsonDataset(RecordDataset):
             raise BadSample(BadSampleKind.MALFORMED_RECORD, where, f"not a JSON object: {record}")
         return record
 
-    @abstractmethod
     def open_image(self, ref: Any, sample_id: str) -> Image.Image:
         return load_image(ref, self.image_root, sample_id)
 
-    @abstractmethod
     def lengths(self) -> list[int]:
         return self._lengths.tolist()
 
-    @abstractmethod
     def modalities(self) -> list[bool]:
         return self._has_image.tolist()
 
