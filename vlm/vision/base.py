@@ -46,6 +46,11 @@ class VisionEncoder(nn.Module, ABC):
         return rows * cols + kept_prefix
 
     @abstractmethod
+    def blocks(self) -> list[nn.Module]:
+        """The encoder's stages in input-to-output order (ViT layers, ConvNeXt stages), for training
+        "from stage k on": the stem belongs to the first block, final norms to the last."""
+
+    @abstractmethod
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor: ...
 
 

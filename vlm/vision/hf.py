@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
 from transformers import AutoConfig, AutoModel, PreTrainedConfig
 
 from vlm.config import VLMConfig
@@ -41,6 +42,18 @@ class HFViTEncoder(VisionEncoder):
     @classmethod
     def out_channels(cls, config: VLMConfig) -> int:
         return config.vision_config.hidden_size * len(config.feature_layers)
+
+    def blocks(self) -> list[nn.Module]:
+        vit = self.model
+        layers = list(vit.encoder.layers)
+        head = [m for m in (getattr(vit, "post_layernorm", None), getattr(vit, "head", None)) if m is not None]
+        return [nn.ModuleList([vit.embeddings, *self._pre_norm(vit), layers[0]]), *layers[1:-1],
+                nn.ModuleList([layers[-1], *head])]
+
+    @staticmethod
+    def _pre_norm(vit: nn.Module) -> list[nn.Module]:
+        norm = getattr(vit, "pre_layrnorm", None)  # CLIP's spelling
+        return [norm] if norm is not None else []
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         out = self.model(pixel_values=pixel_values, output_hidden_states=True, return_dict=True)
