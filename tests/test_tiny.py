@@ -47,7 +47,7 @@ def cache(tmp_path_factory):
 
 
 def test_registry_keys():
-    assert TINY_BACKBONES.keys() == sorted([*LMS, *VISION])
+    assert {*LMS, *VISION} <= set(TINY_BACKBONES.keys())
 
 
 def test_cache_root(monkeypatch, tmp_path):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -20,7 +20,11 @@ from vlm.vision.hf import load_vision_config
 
 @dataclass
 class BuildSpec:
-    """What to assemble. ``vision`` and ``llm`` are registry keys, local folders or hub ids."""
+    """What to assemble. ``vision`` and ``llm`` are registry keys, local folders or hub ids.
+
+    ``vision_overrides`` are set on the loaded vision config before the encoder is built, e.g.
+    ``{"stage5_depth": 6, "stage5_hidden_size": 3072}`` for ConvLLaVA's fifth ConvNeXt stage.
+    """
 
     vision: str = "tiny-clip"
     projector: str = "mlp2x_gelu"
@@ -32,12 +36,14 @@ class BuildSpec:
     aspect: AspectMode = "pad"
     dtype: str = "float32"
     seed: int = 0
+    vision_overrides: dict[str, int | float | str] = field(default_factory=dict)
 
 
 def build(spec: BuildSpec) -> tuple[VLMForConditionalGeneration, VLMProcessor]:
     dtype = getattr(torch, spec.dtype)
     vision_dir, llm_dir = str(resolve_part(spec.vision)), str(resolve_part(spec.llm))
     PROJECTORS.get(spec.projector)  # fail on an unknown key before loading anything large
+    torch.manual_seed(spec.seed)  # new token rows (resize_token_embeddings) and the projector are random
 
     tokenizer = AutoTokenizer.from_pretrained(llm_dir)
     chat_template = _chat_template(spec, tokenizer)
@@ -48,8 +54,11 @@ def build(spec: BuildSpec) -> tuple[VLMForConditionalGeneration, VLMProcessor]:
     if image_token_id >= lm.get_input_embeddings().num_embeddings:
         lm.resize_token_embeddings(len(tokenizer))
 
+    vision_config = load_vision_config(vision_dir)
+    for key, value in spec.vision_overrides.items():
+        setattr(vision_config, key, value)
     config = VLMConfig(
-        vision_config=load_vision_config(vision_dir),
+        vision_config=vision_config,
         text_config=lm.config,
         projector_type=spec.projector,
         vision_feature_layer=spec.vision_feature_layer,

@@ -272,3 +272,16 @@ def tiny_siglip(out: Path) -> None:
     SiglipImageProcessor(
         size={"height": 64, "width": 64}, image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5]
     ).save_pretrained(out)
+
+
+@TINY_BACKBONES.register("tiny-convnext")
+def tiny_convnext(out: Path) -> None:
+    """A 4-stage ConvNeXt (stride 32) for 256 px; ConvLLaVA's stage 5 comes from ``vision_overrides``."""
+    from transformers import ConvNextConfig, ConvNextImageProcessor
+    from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+    config = ConvNextConfig(patch_size=4, hidden_sizes=[16, 32, 48, 64], depths=[1, 1, 2, 1], image_size=256)
+    _save_model(config, AutoModel, out)
+    ConvNextImageProcessor(
+        size={"shortest_edge": 256}, image_mean=IMAGENET_DEFAULT_MEAN, image_std=IMAGENET_DEFAULT_STD
+    ).save_pretrained(out)
