@@ -9,6 +9,7 @@ from transformers import AutoConfig
 
 from vlm.config import VLMConfig
 from vlm.modeling import VLMForConditionalGeneration
+from vlm.vision import encoder_class
 
 
 def describe(path: str | Path) -> dict:
@@ -19,9 +20,11 @@ def describe(path: str | Path) -> dict:
     with torch.device("meta"):
         model = VLMForConditionalGeneration(config)
     vision, text = config.vision_config, config.text_config
+    encoder = encoder_class(config)
+    rows, cols = encoder.grid(config, config.image_size)
     parts = {
-        "vision_tower": f"{vision.model_type} (hidden {vision.hidden_size}, layers {vision.num_hidden_layers}, "
-        f"patch {getattr(vision, 'patch_size', '-')}, layer(s) {config.vision_feature_layer}, {config.vision_feature_select_strategy})",
+        "vision_tower": f"{vision.model_type} ({encoder.out_channels(config)} channels, {rows}x{cols} grid, "
+        f"layer(s) {config.vision_feature_layer}, {config.vision_feature_select_strategy})",
         "projector": config.projector_type,
         "language_model": f"{text.model_type} (hidden {text.hidden_size}, layers {text.num_hidden_layers}, "
         f"vocab {text.vocab_size})",

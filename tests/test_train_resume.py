@@ -1,0 +1,69 @@
+"""Exact resume: a run SIGKILLed mid-stage and resumed ends bit-identical to an uninterrupted run."""
+
+import json
+
+import pytest
+from train_helpers import QUICK, assert_identical, command, run, run_and_kill, weights
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("straight")
+    run(command("llava15.py", out, *QUICK))
+    return out
+
+
+def test_sigkill_then_resume_is_bit_identical(uninterrupted, tmp_path):
+    out = tmp_path / "killed"
+    run_and_kill(command("llava15.py", out, *QUICK), out / "stages/instruct/checkpoints/checkpoint-3")
+    assert not (out / "model").exists()
+    run(command("llava15.py", out, *QUICK, "--resume"))
+    assert_identical(uninterrupted / "model", out / "model")
+    # the resumed run's metrics continue the interrupted ones without duplicated steps
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in rows if r["stage"] == "instruct"]
+    assert steps == sorted(set(steps)) == [2, 4, 6, 8, 10, 12]
+    straight = [json.loads(x) for x in (uninterrupted / "metrics.jsonl").read_text().splitlines()]
+    assert [r["loss"] for r in rows] == [r["loss"] for r in straight]
+
+
+def test_kill_during_checkpoint_write_keeps_previous(uninterrupted, tmp_path):
+    """A checkpoint is only used once complete: a half-written one (as a kill mid-write leaves it)
+    is ignored and cleaned, and the run resumes from the previous checkpoint, still exactly."""
+    out = tmp_path / "partial"
+    ckpts = out / "stages/instruct/checkpoints"
+    run_and_kill(command("llava15.py", out, *QUICK), ckpts / "checkpoint-3")
+    complete = sorted(p.name for p in ckpts.glob("checkpoint-*") if (p / "trainer_state.json").exists())
+    # what a kill inside save_checkpoint leaves: the temporary folder, weights half written
+    half = ckpts / ".tmp-checkpoint-99"
+    half.mkdir()
+    (half / "model.safetensors").write_bytes(b"\x00" * 100)
+    run(command("llava15.py", out, *QUICK, "--resume"))
+    assert complete, "the first run made no complete checkpoint"
+    assert not half.exists()
+    assert_identical(uninterrupted / "model", out / "model")
+
+
+def test_run_folder_contents(uninterrupted):
+    out = uninterrupted
+    for name in ("config.yaml", "train.log", "metrics.jsonl", "loss.png", "init", "model"):
+        assert (out / name).exists(), name
+    assert (out / "loss.png").read_bytes()[:4] == b"\x89PNG"
+    assert "stage instruct" in (out / "train.log").read_text()
+    kept = sorted((out / "stages/instruct/checkpoints").glob("checkpoint-*"))
+    assert [p.name for p in kept] == ["checkpoint-6", "checkpoint-9"]  # keep_last=2, none at the end
+    # checkpoints hold trainable weights only: align trained the projector alone
+    align_ckpts = list((out / "stages/align/checkpoints").glob("checkpoint-*"))
+    assert not align_ckpts  # save_every 200 > 4 steps
+    instruct_weights = weights(kept[-1])
+    assert instruct_weights and not any(k.startswith("vision_tower") for k in instruct_weights)
+
+
+def test_existing_run_needs_resume_flag(uninterrupted):
+    import subprocess
+
+    from train_helpers import env
+
+    proc = subprocess.run(command("llava15.py", uninterrupted, *QUICK), env=env(), capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "--resume" in proc.stderr

@@ -1,0 +1,110 @@
+"""The accelerate side: one `Accelerator` per run, per-stage engine settings, and the final save.
+
+DeepSpeed configs may say ``"auto"`` for batch sizes, accumulation, clipping and precision; the
+pristine config is kept and re-filled from each stage's settings before that stage's `prepare`.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import (
+    DistributedType,
+    GradientAccumulationPlugin,
+    InitProcessGroupKwargs,
+    ProjectConfiguration,
+)
+
+from vlm.modeling import VLMForConditionalGeneration
+from vlm.processing import VLMProcessor
+from vlm.train.config import RunConfig, StageConfig
+
+_PRISTINE = "_vlm_pristine_ds_config"
+
+
+def make_accelerator(run: RunConfig, run_dir: Path) -> Accelerator:
+    if not torch.cuda.is_available():
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    tracker = None if run.tracker == "none" else run.tracker
+    accelerator = Accelerator(
+        mixed_precision=run.mixed_precision,
+        log_with=tracker,
+        project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "logs")),
+        gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=1, sync_with_dataloader=False),
+        kwargs_handlers=_process_group(),
+    )
+    plugin = accelerator.state.deepspeed_plugin
+    if plugin is not None:
+        setattr(accelerator, _PRISTINE, copy.deepcopy(plugin.deepspeed_config))
+    return accelerator
+
+
+def _process_group() -> list:
+    """On CPU, launched processes need gloo named explicitly (accelerate + DeepSpeed otherwise see one process)."""
+    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1 or os.environ.get("ACCELERATE_USE_DEEPSPEED") == "true"
+    return [InitProcessGroupKwargs(backend="gloo")] if launched and not torch.cuda.is_available() else []
+
+
+def configure_engine(accelerator: Accelerator, stage: StageConfig) -> None:
+    """Accumulation and, under DeepSpeed, the stage's clipping and ZeRO-3 weight gathering."""
+    accelerator.gradient_accumulation_steps = stage.grad_accum
+    plugin = accelerator.state.deepspeed_plugin
+    if plugin is None:
+        return
+    config = plugin.deepspeed_config
+    config.clear()
+    config.update(copy.deepcopy(getattr(accelerator, _PRISTINE)))
+    config["gradient_accumulation_steps"] = stage.grad_accum
+    if config.get("gradient_clipping", "auto") == "auto":
+        config["gradient_clipping"] = stage.optim.max_grad_norm
+    if config.get("zero_optimization", {}).get("stage") == 3:
+        # the final from_pretrained folder needs the full weights gathered from every rank
+        config["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"] = True
+
+
+def save_final_model(
+    accelerator: Accelerator, model, stage, source: Path, processor: VLMProcessor, out: Path
+) -> None:
+    """Gather the trained weights (any engine), let the stage finish them (merge LoRA) and save a
+    `from_pretrained` folder atomically."""
+    accelerator.wait_for_everyone()
+    state = accelerator.get_state_dict(model)  # full weights on the main process, also under ZeRO-3
+    if accelerator.is_main_process:
+        with no_zero_init(accelerator):
+            fresh = stage.prepare(VLMForConditionalGeneration.from_pretrained(source))
+        missing, unexpected = fresh.load_state_dict(state, strict=False)
+        trained = {n for n, p in fresh.named_parameters() if p.requires_grad}
+        if unexpected or trained & set(missing):
+            raise RuntimeError(f"gathered weights do not fit the model: missing {sorted(trained & set(missing))[:5]}, unexpected {unexpected[:5]}")
+        final = stage.finish(fresh)
+        tmp = out.with_name(f".tmp-{out.name}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        final.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+        os.replace(tmp, out)
+    accelerator.wait_for_everyone()
+
+
+class no_zero_init:
+    """Load a plain (unpartitioned) copy even while a ZeRO-3 run has zero.Init enabled."""
+
+    def __init__(self, accelerator: Accelerator):
+        self.active = accelerator.distributed_type == DistributedType.DEEPSPEED
+
+    def __enter__(self):
+        if self.active:
+            from transformers.integrations import deepspeed as hf_ds
+
+            self.saved = hf_ds._hf_deepspeed_config_weak_ref
+            hf_ds._hf_deepspeed_config_weak_ref = None
+
+    def __exit__(self, *exc):
+        if self.active:
+            from transformers.integrations import deepspeed as hf_ds
+
+            hf_ds._hf_deepspeed_config_weak_ref = self.saved
