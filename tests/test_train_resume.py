@@ -1,9 +1,15 @@
 """Exact resume: a run SIGKILLed mid-stage and resumed ends bit-identical to an uninterrupted run."""
 
 import json
+import subprocess
+import sys
 
 import pytest
-from train_helpers import QUICK, assert_identical, command, run, run_and_kill, weights
+import torch
+from train_helpers import QUICK, assert_identical, command, env, run, run_and_kill, weights
+from transformers import AutoModelForImageTextToText
+
+import vlm  # noqa: F401
 
 
 @pytest.fixture(scope="module")
@@ -60,10 +66,23 @@ def test_run_folder_contents(uninterrupted):
 
 
 def test_existing_run_needs_resume_flag(uninterrupted):
-    import subprocess
-
-    from train_helpers import env
-
     proc = subprocess.run(command("llava15.py", uninterrupted, *QUICK), env=env(), capture_output=True, text=True)
     assert proc.returncode != 0
     assert "--resume" in proc.stderr
+
+
+def test_lora_stage_merges_and_checkpoints_merge(tmp_path):
+    out = tmp_path / "lora"
+    lora = ["--stages.instruct.train", "projector=full,llm=lora", "--stages.instruct.lora.r", "4",
+            "--stages.instruct.lora.alpha", "8"]
+    run(command("llava15.py", out, *QUICK, *lora))
+    final, start = weights(out / "model"), weights(out / "stages/align/model")
+    assert final.keys() == start.keys()  # merged: a plain model, no adapter tensors left
+    changed = [k for k in final if not torch.equal(final[k], start[k])]
+    assert any("q_proj" in k for k in changed) and not any("vision_tower" in k for k in changed)
+    ckpt = out / "stages/instruct/checkpoints/checkpoint-9"
+    assert any("lora_A" in k for k in weights(ckpt))  # the checkpoint keeps adapters, not merged weights
+    merged = tmp_path / "merged"
+    subprocess.run([sys.executable, "-m", "vlm.cli", "merge", str(ckpt), "--out", str(merged)], check=True, env=env())
+    model = AutoModelForImageTextToText.from_pretrained(merged)
+    assert set(model.state_dict()) >= set(start)

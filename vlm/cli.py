@@ -98,9 +98,22 @@ def _export(a: argparse.Namespace) -> int:
     return 0
 
 
+def _merge_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="RUN/stages/NAME/checkpoints/checkpoint-N")
+    p.add_argument("--out", required=True, help="folder to write the merged model and processor to")
+
+
+def _merge(a: argparse.Namespace) -> int:
+    from vlm.train.merge import merge_checkpoint
+
+    print(f"merged model: {merge_checkpoint(a.checkpoint, a.out)}")
+    return 0
+
+
 COMMANDS.register("build", (_build_args, _build))
 COMMANDS.register("info", (_info_args, _info))
 COMMANDS.register("export", (_export_args, _export))
+COMMANDS.register("merge", (_merge_args, _merge))
 
 
 def main(argv: list[str] | None = None) -> int:

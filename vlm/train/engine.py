@@ -20,7 +20,6 @@ from accelerate.utils import (
     ProjectConfiguration,
 )
 
-from vlm.modeling import VLMForConditionalGeneration
 from vlm.processing import VLMProcessor
 from vlm.train.config import RunConfig, StageConfig
 
@@ -76,11 +75,13 @@ def save_final_model(
     state = accelerator.get_state_dict(model)  # full weights on the main process, also under ZeRO-3
     if accelerator.is_main_process:
         with no_zero_init(accelerator):
-            fresh = stage.prepare(VLMForConditionalGeneration.from_pretrained(source))
-        missing, unexpected = fresh.load_state_dict(state, strict=False)
+            fresh = stage.prepare(stage.load(source, for_training=False))
+        # frozen weights are the starting model's; take the trained ones (also from a 4-bit QLoRA model)
         trained = {n for n, p in fresh.named_parameters() if p.requires_grad}
-        if unexpected or trained & set(missing):
-            raise RuntimeError(f"gathered weights do not fit the model: missing {sorted(trained & set(missing))[:5]}, unexpected {unexpected[:5]}")
+        missing = sorted(trained - set(state))
+        if missing:
+            raise RuntimeError(f"trained weights missing from the gathered state: {missing[:5]}")
+        fresh.load_state_dict({k: v for k, v in state.items() if k in trained}, strict=False)
         final = stage.finish(fresh)
         tmp = out.with_name(f".tmp-{out.name}")
         shutil.rmtree(tmp, ignore_errors=True)

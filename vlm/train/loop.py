@@ -19,7 +19,6 @@ from tqdm.auto import tqdm
 from vlm.data.dataset import take_bad_samples
 from vlm.data.errors import BadSampleLog
 from vlm.data.sampler import ModalityLengthGroupedSampler
-from vlm.modeling import VLMForConditionalGeneration
 from vlm.processing import VLMProcessor
 from vlm.train.checkpoint import (
     TrainerState,
@@ -46,7 +45,7 @@ def train_stage(
         log.info("stage %s: already finished (%s), skipping", cfg.name, out)
         return out
     torch.manual_seed(run.seed)
-    model = stage.prepare(VLMForConditionalGeneration.from_pretrained(source))
+    model = stage.prepare(stage.load(source))
     processor = VLMProcessor.from_pretrained(source)
     if run.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

@@ -8,6 +8,7 @@ New kinds (preference optimisation, locality alignment) subclass `Stage` and reg
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -21,12 +22,19 @@ from vlm.modeling import VLMForConditionalGeneration
 from vlm.processing import VLMProcessor
 from vlm.registry import Registry
 from vlm.train.config import StageConfig
-from vlm.train.trainable import apply_train_modes, has_lora, merge_lora
+from vlm.train.trainable import apply_train_modes, has_lora, load_quantized, merge_lora
 
 
 class Stage(ABC):
     def __init__(self, config: StageConfig):
         self.config = config
+
+    def load(self, source: Path, for_training: bool = True) -> VLMForConditionalGeneration:
+        """The starting model; for QLoRA training its LLM is loaded in 4 bit (the final merge uses the
+        unquantised weights, so the result is a plain full-precision model)."""
+        if for_training and "qlora" in self.config.train.values():
+            return load_quantized(source)
+        return VLMForConditionalGeneration.from_pretrained(source)
 
     def prepare(self, model: VLMForConditionalGeneration) -> nn.Module:
         """Set what trains (and add anything the stage needs); returns the module the loop optimises."""

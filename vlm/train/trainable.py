@@ -50,6 +50,20 @@ def require_qlora() -> None:
         )
 
 
+def load_quantized(source) -> VLMForConditionalGeneration:
+    """The model with its LLM's linear layers in 4-bit NF4 (vision tower, projector and head stay as they are)."""
+    require_qlora()
+    from peft import prepare_model_for_kbit_training
+    from transformers import BitsAndBytesConfig
+
+    quantization = BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16, llm_int8_skip_modules=["vision_tower", "projector", "lm_head"],
+    )
+    model = VLMForConditionalGeneration.from_pretrained(source, quantization_config=quantization, dtype=torch.bfloat16)
+    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+
+
 def apply_train_modes(model: VLMForConditionalGeneration, train: dict[str, str], lora: LoraConfig) -> None:
     """Freeze everything, then enable what ``train`` asks for (LoRA adapters are injected here)."""
     check_modes(train)

@@ -1,0 +1,66 @@
+"""`vlm merge`: turn any training checkpoint (LoRA or full, plain or DeepSpeed) into a plain
+`from_pretrained` folder, using the run's own config to rebuild the stage's starting point."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from vlm.processing import VLMProcessor
+from vlm.train.checkpoint import STATE_FILE
+from vlm.train.config import DataConfig, LoraConfig, OptimConfig, StageConfig
+from vlm.train.stages import STAGES
+
+
+def stage_of(checkpoint: Path) -> tuple[Path, StageConfig, Path]:
+    """(run folder, the stage's config, the stage's starting model) for ``RUN/stages/NAME/checkpoints/checkpoint-N``."""
+    if not (checkpoint / STATE_FILE).is_file():
+        raise FileNotFoundError(f"{checkpoint} is not a complete training checkpoint (no {STATE_FILE})")
+    run_dir, name = checkpoint.parents[3], checkpoint.parents[1].name
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    names = [s["name"] for s in config["stages"]]
+    if name not in names:
+        raise ValueError(f"{run_dir}/config.yaml has no stage {name!r} (stages: {names})")
+    raw = config["stages"][names.index(name)]
+    stage = StageConfig(
+        **{k: v for k, v in raw.items() if k not in ("data", "optim", "lora")},
+        data=DataConfig(**raw["data"]), optim=OptimConfig(**raw["optim"]), lora=LoraConfig(**raw["lora"]),
+    )
+    i = names.index(name)
+    source = run_dir / "init" if i == 0 else run_dir / "stages" / names[i - 1] / "model"
+    return run_dir, stage, source
+
+
+def trained_weights(checkpoint: Path) -> dict[str, torch.Tensor]:
+    if (checkpoint / "model.safetensors").is_file():
+        return load_file(checkpoint / "model.safetensors")
+    if (checkpoint / "pytorch_model").is_dir():  # a DeepSpeed checkpoint: consolidate the ZeRO shards
+        from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+
+        return get_fp32_state_dict_from_zero_checkpoint(str(checkpoint), tag="pytorch_model")
+    raise FileNotFoundError(f"{checkpoint} holds neither model.safetensors nor a DeepSpeed pytorch_model/ folder")
+
+
+def merge_checkpoint(checkpoint: str | Path, out: str | Path) -> Path:
+    checkpoint, out = Path(checkpoint), Path(out)
+    _, config, source = stage_of(checkpoint)
+    stage = STAGES.get(config.kind)(config)
+    model = stage.prepare(stage.load(source, for_training=False))
+    trained = {n for n, p in model.named_parameters() if p.requires_grad}
+    weights = {k.removeprefix("module."): v for k, v in trained_weights(checkpoint).items()}
+    missing = sorted(trained - set(weights))
+    if missing:
+        raise ValueError(f"{checkpoint} lacks trained weights the stage defines, e.g. {missing[:3]}")
+    model.load_state_dict({k: v for k, v in weights.items() if k in trained}, strict=False)
+    final = stage.finish(model)
+    tmp = out.with_name(f".tmp-{out.name}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    final.save_pretrained(tmp)
+    VLMProcessor.from_pretrained(source).save_pretrained(tmp)
+    os.replace(tmp, out)
+    return out
