@@ -15,6 +15,7 @@ from vlm.processing import AspectMode, VLMProcessor, add_image_token, image_proc
 from vlm.projectors import PROJECTORS
 from vlm.templates import CHAT_TEMPLATES, IMAGE_TOKEN
 from vlm.vision import encoder_class
+from vlm.vision.fused import fused_vision_config
 from vlm.vision.hf import load_vision_config
 
 
@@ -41,7 +42,9 @@ class BuildSpec:
 
 def build(spec: BuildSpec) -> tuple[VLMForConditionalGeneration, VLMProcessor]:
     dtype = getattr(torch, spec.dtype)
-    vision_dir, llm_dir = str(resolve_part(spec.vision)), str(resolve_part(spec.llm))
+    # "a+b" fuses encoders (channel concat on a shared grid); each member resolves like a single vision
+    vision_dirs = [str(resolve_part(v)) for v in spec.vision.split("+")]
+    vision_dir, llm_dir = "+".join(vision_dirs), str(resolve_part(spec.llm))
     PROJECTORS.get(spec.projector)  # fail on an unknown key before loading anything large
     torch.manual_seed(spec.seed)  # new token rows (resize_token_embeddings) and the projector are random
 
@@ -54,7 +57,7 @@ def build(spec: BuildSpec) -> tuple[VLMForConditionalGeneration, VLMProcessor]:
     if image_token_id >= lm.get_input_embeddings().num_embeddings:
         lm.resize_token_embeddings(len(tokenizer))
 
-    vision_config = load_vision_config(vision_dir)
+    vision_config = load_vision_config(vision_dir) if len(vision_dirs) == 1 else fused_vision_config(vision_dirs)
     for key, value in spec.vision_overrides.items():
         setattr(vision_config, key, value)
     config = VLMConfig(
@@ -82,8 +85,11 @@ def build(spec: BuildSpec) -> tuple[VLMForConditionalGeneration, VLMProcessor]:
     model.generation_config = lm.generation_config
     model.generation_config.pad_token_id = tokenizer.pad_token_id
 
+    image_processor = image_processor_from(vision_dirs[0], config.image_size, spec.aspect)
+    if len(vision_dirs) > 1:  # the fused encoder normalises per member; hand it [0, 1] pixels
+        image_processor.image_mean, image_processor.image_std = [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]
     processor = VLMProcessor(
-        image_processor_from(vision_dir, config.image_size, spec.aspect),
+        image_processor,
         tokenizer,
         chat_template=chat_template,
         image_seq_length=config.image_seq_length,

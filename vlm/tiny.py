@@ -274,6 +274,20 @@ def tiny_siglip(out: Path) -> None:
     ).save_pretrained(out)
 
 
+@TINY_BACKBONES.register("tiny-dinov2")
+def tiny_dinov2(out: Path) -> None:
+    """DINOv2 on the same 8x8 grid at 64 px as tiny-siglip, so the two fuse (Prismatic's pairing)."""
+    from transformers import BitImageProcessor, Dinov2Config
+    from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+    sizes = {k: v for k, v in VISION_SIZES.items() if k != "intermediate_size"}
+    _save_model(Dinov2Config(**sizes, mlp_ratio=2), AutoModel, out)
+    BitImageProcessor(
+        size={"shortest_edge": 64}, crop_size={"height": 64, "width": 64},
+        image_mean=IMAGENET_DEFAULT_MEAN, image_std=IMAGENET_DEFAULT_STD,
+    ).save_pretrained(out)
+
+
 @TINY_BACKBONES.register("tiny-convnext")
 def tiny_convnext(out: Path) -> None:
     """A 4-stage ConvNeXt (stride 32) for 256 px; ConvLLaVA's stage 5 comes from ``vision_overrides``."""
@@ -285,3 +299,4 @@ def tiny_convnext(out: Path) -> None:
     ConvNextImageProcessor(
         size={"shortest_edge": 256}, image_mean=IMAGENET_DEFAULT_MEAN, image_std=IMAGENET_DEFAULT_STD
     ).save_pretrained(out)
+

@@ -1,4 +1,5 @@
-"""Vision towers from transformers (CLIP, SigLIP), selected by hidden-state layer like LLaVA."""
+"""Vision towers from transformers (CLIP, SigLIP, DINOv2 with or without registers), selected by
+hidden-state layer like LLaVA."""
 
 from __future__ import annotations
 
@@ -45,8 +46,9 @@ class HFViTEncoder(VisionEncoder):
 
     def blocks(self) -> list[nn.Module]:
         vit = self.model
-        layers = list(vit.encoder.layers)
-        head = [m for m in (getattr(vit, "post_layernorm", None), getattr(vit, "head", None)) if m is not None]
+        layers = list(getattr(vit.encoder, "layers", None) or vit.encoder.layer)  # DINOv2 says `layer`
+        names = ("post_layernorm", "layernorm", "head")
+        head = [m for m in (getattr(vit, n, None) for n in names) if isinstance(m, nn.Module)]
         return [nn.ModuleList([vit.embeddings, *self._pre_norm(vit), layers[0]]), *layers[1:-1],
                 nn.ModuleList([layers[-1], *head])]
 
@@ -57,7 +59,7 @@ class HFViTEncoder(VisionEncoder):
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         out = self.model(pixel_values=pixel_values, output_hidden_states=True, return_dict=True)
-        drop = self.prefix_tokens if self.config.vision_feature_select_strategy == "default" else 0
+        drop = self.num_prefix_tokens(self.config) if self.config.vision_feature_select_strategy == "default" else 0
         layers = [out.hidden_states[i][:, drop:] for i in self.config.feature_layers]
         return torch.cat(layers, dim=-1)
 
@@ -70,3 +72,15 @@ class CLIPEncoder(HFViTEncoder):
 @VISION_ENCODERS.register("siglip_vision_model")
 class SiglipEncoder(HFViTEncoder):
     prefix_tokens = 0
+
+
+@VISION_ENCODERS.register("dinov2")
+class Dinov2Encoder(HFViTEncoder):
+    prefix_tokens = 1
+
+
+@VISION_ENCODERS.register("dinov2_with_registers")
+class Dinov2RegistersEncoder(HFViTEncoder):
+    @classmethod
+    def num_prefix_tokens(cls, config: VLMConfig) -> int:
+        return 1 + config.vision_config.num_register_tokens

@@ -1,0 +1,81 @@
+"""ConvLLaVA: a hierarchical ConvNeXt encoder with an added fifth stage (stride 64), three stages.
+
+    accelerate launch recipes/llava_convnext.py                  # embedded default: tiny parts, synthetic world, CPU
+    accelerate launch recipes/llava_convnext.py --preset paper   # ConvNeXt-L CLIP (laion2b) + Vicuna-7B at 768 px
+
+Stages (ConvLLaVA, Ge et al. 2024): (1) LLM frozen, the new fifth stage + projector learn;
+(2) ConvNeXt from its third stage on, projector and LLM learn on a larger corpus;
+(3) instruction tuning of projector and LLM.
+"""
+
+from vlm.build import BuildSpec
+from vlm.train.config import DataConfig, OptimConfig, Recipe, RunConfig, StageConfig
+from vlm.train.recipe import main
+
+DEFAULT = Recipe(
+    name="llava_convnext",
+    model=BuildSpec(
+        vision="tiny-convnext", projector="mlp2x_gelu", llm="tiny-llama", template="llama3",
+        image_size=256, vision_feature_layer=-1, vision_overrides={"stage5_depth": 1, "stage5_hidden_size": 96},
+    ),
+    stages=[
+        StageConfig(
+            name="align",
+            train={"vision": "from:5", "projector": "full", "llm": "frozen"},
+            data=DataConfig(tasks=["caption"], n_images=500, image_size=256, max_length=96),
+            optim=OptimConfig(lr=1e-3),
+            batch_size=16, group_by_length=False,
+        ),
+        StageConfig(
+            name="pretrain",
+            train={"vision": "from:3", "projector": "full", "llm": "full"},
+            data=DataConfig(tasks=["caption", "vqa"], n_images=2500, image_size=256, max_length=96),
+            optim=OptimConfig(lr=1e-3),
+            batch_size=16, group_by_length=False,
+        ),
+        StageConfig(
+            name="instruct",
+            train={"vision": "frozen", "projector": "full", "llm": "full"},
+            data=DataConfig(tasks=["vqa", "instruct"], n_images=2500, image_size=256, max_length=96),
+            optim=OptimConfig(lr=5e-4),
+            batch_size=16, group_by_length=False,
+        ),
+    ],
+    run=RunConfig(output_dir="runs/llava_convnext"),
+)
+
+_DATA = "data/llava"  # see data/README.md
+PAPER = Recipe(
+    name="llava_convnext",
+    model=BuildSpec(
+        vision="laion/CLIP-convnext_large_d_320.laion2B-s29B-b131K-ft-soup", projector="mlp2x_gelu",
+        llm="lmsys/vicuna-7b-v1.5", template="vicuna_v1", image_size=768, vision_feature_layer=-1,
+        vision_overrides={"stage5_depth": 6, "stage5_hidden_size": 3072}, dtype="bfloat16",
+    ),
+    stages=[
+        StageConfig(
+            name="align",
+            train={"vision": "from:5", "projector": "full", "llm": "frozen"},
+            data=DataConfig(source="llava_json", path=f"{_DATA}/sharegpt4v_pt_1246k.json",
+                            image_root=f"{_DATA}/images", max_length=2048),
+            optim=OptimConfig(lr=3e-4), batch_size=32, save_every=500,
+        ),
+        StageConfig(
+            name="pretrain",
+            train={"vision": "from:3", "projector": "full", "llm": "full"},
+            data=DataConfig(source="mixture", path=f"{_DATA}/convllava_stage2.yaml", max_length=2048),
+            optim=OptimConfig(lr=2e-5), batch_size=16, save_every=500,
+        ),
+        StageConfig(
+            name="instruct",
+            train={"vision": "frozen", "projector": "full", "llm": "full"},
+            data=DataConfig(source="llava_json", path=f"{_DATA}/llava_v1_5_mix665k.json",
+                            image_root=f"{_DATA}/images", max_length=2048),
+            optim=OptimConfig(lr=2e-5), batch_size=16, save_every=500,
+        ),
+    ],
+    run=RunConfig(output_dir="runs/convllava-7b", mixed_precision="bf16", gradient_checkpointing=True, eval_images=0),
+)
+
+if __name__ == "__main__":
+    main(DEFAULT, {"paper": PAPER})
