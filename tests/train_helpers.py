@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 QUICK = [
     "--stages.align.data.n_images", "40", "--stages.align.max_steps", "4",
     "--stages.instruct.data.n_images", "60", "--stages.instruct.max_steps", "12",
+    "--stages.instruct.optim.lr", "2e-3",  # fixed here so the tests do not follow the recipe's default
     "--stages.instruct.save_every", "3", "--stages.instruct.keep_last", "2",
     "--stages.instruct.log_every", "2", "--stages.align.log_every", "2",
     "--run.eval_images", "0", "--run.tracker", "none",
