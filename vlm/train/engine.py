@@ -75,20 +75,26 @@ def save_final_model(
     state = accelerator.get_state_dict(model)  # full weights on the main process, also under ZeRO-3
     if accelerator.is_main_process:
         with no_zero_init(accelerator):
-            fresh = stage.prepare(stage.load(source, for_training=False))
-        # frozen weights are the starting model's; take the trained ones (also from a 4-bit QLoRA model)
-        trained = {n for n, p in fresh.named_parameters() if p.requires_grad}
-        missing = sorted(trained - set(state))
-        if missing:
-            raise RuntimeError(f"trained weights missing from the gathered state: {missing[:5]}")
-        fresh.load_state_dict({k: v for k, v in state.items() if k in trained}, strict=False)
-        final = stage.finish(fresh)
-        tmp = out.with_name(f".tmp-{out.name}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        final.save_pretrained(tmp)
-        processor.save_pretrained(tmp)
-        os.replace(tmp, out)
+            write_stage_result(stage, source, state, processor, out)
     accelerator.wait_for_everyone()
+
+
+def write_stage_result(stage, source: Path, state: dict, processor: VLMProcessor, out: Path) -> Path:
+    """The stage's starting model with its trained tensors from ``state`` (frozen ones are the
+    start's; this also works from a 4-bit QLoRA model), finished (LoRA merged), saved atomically."""
+    fresh = stage.prepare(stage.load(source, for_training=False))
+    trained = {n for n, p in fresh.named_parameters() if p.requires_grad}
+    missing = sorted(trained - set(state))
+    if missing:
+        raise ValueError(f"the trained weights lack tensors the stage trains, e.g. {missing[:3]}")
+    fresh.load_state_dict({k: v for k, v in state.items() if k in trained}, strict=False)
+    final = stage.finish(fresh)
+    tmp = out.with_name(f".tmp-{out.name}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    final.save_pretrained(tmp)
+    processor.save_pretrained(tmp)
+    os.replace(tmp, out)
+    return out
 
 
 class no_zero_init:

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import torch
@@ -14,6 +12,7 @@ from safetensors.torch import load_file
 from vlm.processing import VLMProcessor
 from vlm.train.checkpoint import STATE_FILE
 from vlm.train.config import DataConfig, LoraConfig, OptimConfig, StageConfig
+from vlm.train.engine import write_stage_result
 from vlm.train.stages import STAGES
 
 
@@ -50,17 +49,5 @@ def merge_checkpoint(checkpoint: str | Path, out: str | Path) -> Path:
     checkpoint, out = Path(checkpoint), Path(out)
     _, config, source = stage_of(checkpoint)
     stage = STAGES.get(config.kind)(config)
-    model = stage.prepare(stage.load(source, for_training=False))
-    trained = {n for n, p in model.named_parameters() if p.requires_grad}
     weights = {k.removeprefix("module."): v for k, v in trained_weights(checkpoint).items()}
-    missing = sorted(trained - set(weights))
-    if missing:
-        raise ValueError(f"{checkpoint} lacks trained weights the stage defines, e.g. {missing[:3]}")
-    model.load_state_dict({k: v for k, v in weights.items() if k in trained}, strict=False)
-    final = stage.finish(model)
-    tmp = out.with_name(f".tmp-{out.name}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    final.save_pretrained(tmp)
-    VLMProcessor.from_pretrained(source).save_pretrained(tmp)
-    os.replace(tmp, out)
-    return out
+    return write_stage_result(stage, source, weights, VLMProcessor.from_pretrained(source), out)
