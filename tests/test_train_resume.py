@@ -58,11 +58,11 @@ def test_run_folder_contents(uninterrupted):
     assert "stage instruct" in (out / "train.log").read_text()
     kept = sorted((out / "stages/instruct/checkpoints").glob("checkpoint-*"))
     assert [p.name for p in kept] == ["checkpoint-6", "checkpoint-9"]  # keep_last=2, none at the end
-    # checkpoints hold trainable weights only: align trained the projector alone
-    align_ckpts = list((out / "stages/align/checkpoints").glob("checkpoint-*"))
-    assert not align_ckpts  # save_every 200 > 4 steps
+    assert not list((out / "stages/align/checkpoints").glob("checkpoint-*"))  # save_every 200 > its 4 steps
+    # checkpoints hold trainable weights only: instruct trains projector + LLM, never the frozen vision tower
     instruct_weights = weights(kept[-1])
     assert instruct_weights and not any(k.startswith("vision_tower") for k in instruct_weights)
+    assert not (out / "stages/instruct/model").exists()  # the last stage writes RUN/model, no second copy
 
 
 def test_existing_run_needs_resume_flag(uninterrupted):

@@ -20,8 +20,12 @@ from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_toke
 from transformers import (
     AutoModel,
     AutoModelForCausalLM,
+    BitImageProcessor,
     CLIPImageProcessor,
     CLIPVisionConfig,
+    ConvNextConfig,
+    ConvNextImageProcessor,
+    Dinov2Config,
     GenerationConfig,
     LlamaConfig,
     PreTrainedConfig,
@@ -30,7 +34,12 @@ from transformers import (
     SiglipImageProcessor,
     SiglipVisionConfig,
 )
-from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+from transformers.image_utils import (
+    IMAGENET_DEFAULT_MEAN,
+    IMAGENET_DEFAULT_STD,
+    OPENAI_CLIP_MEAN,
+    OPENAI_CLIP_STD,
+)
 
 from vlm.registry import Registry
 from vlm.templates import CHAT_TEMPLATES
@@ -277,9 +286,6 @@ def tiny_siglip(out: Path) -> None:
 @TINY_BACKBONES.register("tiny-dinov2")
 def tiny_dinov2(out: Path) -> None:
     """DINOv2 on the same 8x8 grid at 64 px as tiny-siglip, so the two fuse (Prismatic's pairing)."""
-    from transformers import BitImageProcessor, Dinov2Config
-    from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-
     sizes = {k: v for k, v in VISION_SIZES.items() if k != "intermediate_size"}
     _save_model(Dinov2Config(**sizes, mlp_ratio=2), AutoModel, out)
     BitImageProcessor(
@@ -291,12 +297,8 @@ def tiny_dinov2(out: Path) -> None:
 @TINY_BACKBONES.register("tiny-convnext")
 def tiny_convnext(out: Path) -> None:
     """A 4-stage ConvNeXt (stride 32) for 256 px; ConvLLaVA's stage 5 comes from ``vision_overrides``."""
-    from transformers import ConvNextConfig, ConvNextImageProcessor
-    from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-
     config = ConvNextConfig(patch_size=4, hidden_sizes=[16, 32, 48, 64], depths=[1, 1, 2, 1], image_size=256)
     _save_model(config, AutoModel, out)
     ConvNextImageProcessor(
         size={"shortest_edge": 256}, image_mean=IMAGENET_DEFAULT_MEAN, image_std=IMAGENET_DEFAULT_STD
     ).save_pretrained(out)
-

@@ -88,10 +88,14 @@ def write_stage_result(stage, source: Path, state: dict, processor: VLMProcessor
     if missing:
         raise ValueError(f"the trained weights lack tensors the stage trains, e.g. {missing[:3]}")
     fresh.load_state_dict({k: v for k, v in state.items() if k in trained}, strict=False)
-    final = stage.finish(fresh)
+    return save_folder(stage.finish(fresh), processor, out)
+
+
+def save_folder(model, processor: VLMProcessor, out: Path) -> Path:
+    """Model + processor as a `from_pretrained` folder, written aside and renamed into place."""
     tmp = out.with_name(f".tmp-{out.name}")
     shutil.rmtree(tmp, ignore_errors=True)
-    final.save_pretrained(tmp)
+    model.save_pretrained(tmp)
     processor.save_pretrained(tmp)
     os.replace(tmp, out)
     return out

@@ -37,10 +37,12 @@ from vlm.train.trainable import parameter_table
 
 
 def train_stage(
-    accelerator: Accelerator, stage: Stage, source: Path, stage_dir: Path, run: RunConfig, metrics: MetricsLog
+    accelerator: Accelerator, stage: Stage, source: Path, stage_dir: Path, out: Path, run: RunConfig,
+    metrics: MetricsLog,
 ) -> Path:
-    """Train ``stage`` starting from the model folder ``source``; returns the folder of the result."""
-    cfg, out = stage.config, stage_dir / "model"
+    """Train ``stage`` from the model folder ``source`` (checkpoints under ``stage_dir``); the result
+    is written to ``out``, which is returned. A stage whose ``out`` exists is already finished."""
+    cfg = stage.config
     if out.is_dir():
         log.info("stage %s: already finished (%s), skipping", cfg.name, out)
         return out
@@ -98,7 +100,7 @@ def train_stage(
             if state.step % cfg.log_every == 0 or state.step == total:
                 row = window.flush() | {"lr": scheduler.get_last_lr()[0], "bad_samples": bad.total}
                 bar.set_postfix(loss=f"{row['loss']:.4f}")
-                metrics.write(cfg.name, state.step, row, state.step)
+                metrics.write(cfg.name, state.step, row)
             if cfg.save_every and state.step % cfg.save_every == 0 and state.step < total:
                 state.scheduler, state.bad_samples, state.window = scheduler.state_dict(), dict(bad.counts), window.rows
                 save_checkpoint(accelerator, ckpt_dir, state, cfg.keep_last)
@@ -122,7 +124,7 @@ def _optimizer_step(accelerator, model, optimizer, stage: Stage, group: list[dic
     for batch in group:
         with accelerator.accumulate(model):
             if batch:
-                loss, _ = stage.loss(model, batch, total)
+                loss = stage.loss(model, batch, total)
                 tokens += int(batch["attention_mask"].sum()) if "attention_mask" in batch else batch["input_ids"].numel()
                 samples += batch["input_ids"].shape[0]
             else:  # every sample of this micro-batch was bad: keep collectives in step with zero gradients

@@ -34,12 +34,12 @@ class MetricsLog:
     def __init__(self, accelerator: Accelerator, run_dir: Path):
         self.accelerator, self.path = accelerator, run_dir / "metrics.jsonl"
 
-    def write(self, stage: str, step: int, metrics: dict[str, float], global_step: int) -> None:
+    def write(self, stage: str, step: int, metrics: dict[str, float]) -> None:
         if not self.accelerator.is_main_process:
             return
         with open(self.path, "a") as f:
             f.write(json.dumps({"stage": stage, "step": step, **metrics}) + "\n")
-        self.accelerator.log({f"{stage}/{k}": v for k, v in metrics.items()}, step=global_step)
+        self.accelerator.log({f"{stage}/{k}": v for k, v in metrics.items()}, step=step)
 
     def truncate_after(self, stage: str, step: int) -> None:
         """On resume, drop lines the killed run logged after its last checkpoint."""

@@ -7,7 +7,7 @@ Run folder layout::
     RUN/init/                      the assembled, untrained model (from_pretrained folder)
     RUN/stages/NAME/checkpoints/   atomic, resumable checkpoints of stage NAME
     RUN/stages/NAME/model/         stage NAME's result: the next stage's starting point
-    RUN/model/                     the recipe's final model (from_pretrained folder)
+    RUN/model/                     the last stage's result: the recipe's final model
 """
 
 from __future__ import annotations
@@ -15,15 +15,14 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import os
-import shutil
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 from vlm.build import build
+from vlm.data.registry import open_source
 from vlm.train.config import Recipe
-from vlm.train.engine import make_accelerator, no_zero_init
+from vlm.train.engine import make_accelerator, no_zero_init, save_folder
 from vlm.train.loop import train_stage
 from vlm.train.observe import MetricsLog, log, setup_logging
 from vlm.train.overrides import apply_overrides, parse_overrides, to_yaml
@@ -64,31 +63,20 @@ def run_recipe(recipe: Recipe) -> Path:
 
     source = run_dir / "init"
     if accelerator.is_main_process and not source.is_dir():
-        from vlm.data.registry import open_source
-
         for stage in recipe.stages:  # missing corpora fail before anything large loads
-            open_source(stage.data, recipe.run.seed) if stage.data.source != "synthetic" else None
+            if stage.data.source != "synthetic":
+                open_source(stage.data, recipe.run.seed)
         with no_zero_init(accelerator):  # only this process builds: no partitioning collectives
-            model, processor = build(recipe.model)
-        tmp = source.with_name(".tmp-init")
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(tmp)
-        processor.save_pretrained(tmp)
-        os.replace(tmp, source)
+            save_folder(*build(recipe.model), source)
     accelerator.wait_for_everyone()
 
+    final = run_dir / "model"
     for i, cfg in enumerate(recipe.stages):
-        stage = STAGES.get(cfg.kind)(cfg)
-        last = i == len(recipe.stages) - 1
-        result = train_stage(accelerator, stage, source, run_dir / "stages" / cfg.name, recipe.run, metrics)
-        if last and accelerator.is_main_process and not (run_dir / "model").is_dir():
-            shutil.copytree(result, run_dir / "model.tmp", dirs_exist_ok=True)
-            os.replace(run_dir / "model.tmp", run_dir / "model")
-        accelerator.wait_for_everyone()
-        source = result
+        stage_dir = run_dir / "stages" / cfg.name
+        out = final if i == len(recipe.stages) - 1 else stage_dir / "model"
+        source = train_stage(accelerator, STAGES.get(cfg.kind)(cfg), source, stage_dir, out, recipe.run, metrics)
     metrics.plot(run_dir / "loss.png")
     accelerator.end_training()
-    final = run_dir / "model"
     if accelerator.is_main_process and recipe.run.eval_images:
         evaluate(final, recipe, run_dir)
     log.info("final model: %s (load with AutoModelForImageTextToText.from_pretrained)", final)
@@ -98,7 +86,6 @@ def run_recipe(recipe: Recipe) -> Path:
 def evaluate(model_dir: Path, recipe: Recipe, run_dir: Path) -> None:
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    import vlm  # noqa: F401  (registers the auto classes)
     from vlm.eval.synthetic import evaluate_synthetic_vqa
 
     model = AutoModelForImageTextToText.from_pretrained(model_dir)

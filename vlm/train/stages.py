@@ -52,8 +52,8 @@ class Stage(ABC):
         """How many loss terms a micro-batch holds (the loss is normalised by the step's total)."""
 
     @abstractmethod
-    def loss(self, model: nn.Module, batch: dict[str, Any], num_items: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """Summed loss of the micro-batch divided by ``num_items`` (the whole step's count), and metrics."""
+    def loss(self, model: nn.Module, batch: dict[str, Any], num_items: torch.Tensor) -> torch.Tensor:
+        """Summed loss of the micro-batch divided by ``num_items`` (the whole step's count)."""
 
     def finish(self, model: nn.Module) -> VLMForConditionalGeneration:
         """The trained model as a plain `VLMForConditionalGeneration` (LoRA merged)."""
@@ -81,6 +81,5 @@ class SupervisedStage(Stage):
         labels = batch.get("labels")
         return 0 if labels is None else int((labels[:, 1:] != IGNORE_INDEX).sum())
 
-    def loss(self, model: nn.Module, batch: dict[str, Any], num_items: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        out = model(**batch, num_items_in_batch=num_items)
-        return out.loss, {}
+    def loss(self, model: nn.Module, batch: dict[str, Any], num_items: torch.Tensor) -> torch.Tensor:
+        return model(**batch, num_items_in_batch=num_items).loss
