@@ -15,7 +15,7 @@ from vlm.train.recipe import main
 DEFAULT = Recipe(
     name="llava_convnext",
     model=BuildSpec(
-        vision="tiny-convnext", projector="mlp2x_gelu", llm="tiny-llama", template="llama3",
+        vision="tiny-convnext-shapes", projector="mlp2x_gelu", llm="tiny-llama", template="llama3",
         image_size=256, vision_feature_layer=-1, vision_overrides={"stage5_depth": 1, "stage5_hidden_size": 96},
     ),
     stages=[

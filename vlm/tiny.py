@@ -43,9 +43,10 @@ from transformers.image_utils import (
 
 from vlm.registry import Registry
 from vlm.templates import CHAT_TEMPLATES
+from vlm.tiny_pretrain import pretrain_patch_labels
 
 # Bump whenever a factory's output changes, so stale cached folders are not reused.
-FACTORY_VERSION = 1
+FACTORY_VERSION = 2
 SEED = 0
 VOCAB_SIZE = 1536
 
@@ -297,8 +298,23 @@ def tiny_dinov2(out: Path) -> None:
 @TINY_BACKBONES.register("tiny-convnext")
 def tiny_convnext(out: Path) -> None:
     """A 4-stage ConvNeXt (stride 32) for 256 px; ConvLLaVA's stage 5 comes from ``vision_overrides``."""
-    config = ConvNextConfig(patch_size=4, hidden_sizes=[16, 32, 48, 64], depths=[1, 1, 2, 1], image_size=256)
+    # layer scale starts at 1: the 1e-6 of deep ConvNeXts would leave these few blocks inert for long
+    config = ConvNextConfig(
+        patch_size=4, hidden_sizes=[16, 32, 48, 64], depths=[1, 1, 2, 1], image_size=256, layer_scale_init_value=1.0
+    )
     _save_model(config, AutoModel, out)
     ConvNextImageProcessor(
         size={"shortest_edge": 256}, image_mean=IMAGENET_DEFAULT_MEAN, image_std=IMAGENET_DEFAULT_STD
     ).save_pretrained(out)
+
+
+# --- self-trained on the shapes world (minutes, once per cache, like a download) -------------------
+# The embedded default starts from an encoder that has learned something, as real recipes start from
+# CLIP; from a random encoder its tiny VLM stays at chance on every question type.
+SELF_TRAINED = ("tiny-convnext-shapes",)
+
+
+@TINY_BACKBONES.register("tiny-convnext-shapes")
+def tiny_convnext_shapes(out: Path) -> None:
+    """tiny-convnext trained to tell each grid cell's colour and shape (``vlm.tiny_pretrain``)."""
+    pretrain_patch_labels(tiny_path("tiny-convnext"), out)

@@ -36,7 +36,7 @@ BACKGROUND = (238, 238, 232)
 SPLIT_OFFSETS: dict[str, int] = {"train": 0, "val": 1_000_000_000, "test": 2_000_000_000}
 MAX_INDEX = 1_000_000_000
 # skewed frequencies, so POPE's "popular" negatives (most frequent absent objects) mean something
-_PAIRS = [(c, s) for c in COLOURS for s in SHAPES]
+PAIRS = [(c, s) for c in COLOURS for s in SHAPES]
 _PAIR_WEIGHTS = [
     (len(COLOURS) + 2 - i) * (len(SHAPES) + 2 - j) for i in range(len(COLOURS)) for j in range(len(SHAPES))
 ]
@@ -68,7 +68,15 @@ class Scene:
         image = Image.new("RGB", (size, size), BACKGROUND)
         draw = ImageDraw.Draw(image)
         for obj in self.objects:
-            _draw(draw, obj, size)
+            _draw(draw, obj, size, COLOURS[obj.colour])
+        return image
+
+    def label_map(self, size: int) -> Image.Image:
+        """Mode "L" image: 0 for background, else 1 + the index of the object's (colour, shape) in PAIRS."""
+        image = Image.new("L", (size, size), 0)
+        draw = ImageDraw.Draw(image)
+        for obj in self.objects:
+            _draw(draw, obj, size, 1 + PAIRS.index((obj.colour, obj.shape)))
         return image
 
 
@@ -114,10 +122,9 @@ def _angles(n: int, start: float) -> list[float]:
 _POLYGONS = {s: _unit_polygon(s) for s in SHAPES if s != "circle"}
 
 
-def _draw(draw: ImageDraw.ImageDraw, obj: Obj, size: int) -> None:
+def _draw(draw: ImageDraw.ImageDraw, obj: Obj, size: int, fill: tuple[int, int, int] | int) -> None:
     x1, y1, x2, y2 = (v * size for v in obj.box)
     x2, y2 = x2 - 1, y2 - 1
-    fill = COLOURS[obj.colour]
     if obj.shape == "circle":
         draw.ellipse((x1, y1, x2, y2), fill=fill)
         return
@@ -149,7 +156,7 @@ def generate_scene(seed: int) -> Scene:
 
 def _pick_pair(rng: random.Random, used: set[tuple[str, str]]) -> tuple[str, str]:
     while True:
-        pair = rng.choices(_PAIRS, weights=_PAIR_WEIGHTS)[0]
+        pair = rng.choices(PAIRS, weights=_PAIR_WEIGHTS)[0]
         if pair not in used:
             return pair
 
