@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 from transformers import AutoImageProcessor, AutoModel, PreTrainedModel
 
 from vlm.data.synthetic import COLOURS, PAIRS, SHAPES, Scene, SyntheticWorld
@@ -106,14 +107,16 @@ class _Probe(nn.Module):
         return out
 
 
-def fit(params: list[nn.Parameter], loss_at: Callable[[int], torch.Tensor], config: PretrainConfig) -> list[float]:
+def fit(
+    params: list[nn.Parameter], loss_at: Callable[[int], torch.Tensor], config: PretrainConfig, desc: str
+) -> list[float]:
     """AdamW, linear warmup then cosine decay, clipping at 1: the loop every self-training objective uses."""
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / config.warmup) * 0.5 * (1 + math.cos(math.pi * s / config.steps))
     )
     losses = []
-    for step in range(config.steps):
+    for step in tqdm(range(config.steps), desc=f"self-training {desc} (once per cache)", leave=False):
         loss = loss_at(step)
         loss.backward()
         nn.utils.clip_grad_norm_(params, 1.0)
@@ -146,7 +149,7 @@ def pretrain_patch_labels(source: Path, out: Path, config: PretrainConfig = Pret
         pixels, targets = train.get(step * config.batch_size, config.batch_size)
         return head.loss(grid_features(model, pixels), targets)
 
-    losses = fit(list(model.parameters()) + list(head.parameters()), loss_at, config)
+    losses = fit(list(model.parameters()) + list(head.parameters()), loss_at, config, Path(source).name)
     model.eval()
     pixels, targets = _Batches(processor, "val", size, side, config.min_pixels).get(0, config.eval_images)
     with torch.no_grad():
