@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Callable
 
+from vlm.eval.cli import add_eval_args, run_eval
 from vlm.registry import Registry
 
 COMMANDS: Registry[tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = (
@@ -114,6 +115,7 @@ COMMANDS.register("build", (_build_args, _build))
 COMMANDS.register("info", (_info_args, _info))
 COMMANDS.register("export", (_export_args, _export))
 COMMANDS.register("merge", (_merge_args, _merge))
+COMMANDS.register("eval", (add_eval_args, run_eval))
 
 
 def main(argv: list[str] | None = None) -> int:
