@@ -26,7 +26,7 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-new-tokens", type=int, help="default: each task's own")
     p.add_argument("--limit", type=int, help="only the first N samples of each task")
-    p.add_argument("--out", help="results folder (default runs/eval/<model folder name>)")
+    p.add_argument("--out", help="results folder (default runs/eval/<parent>-<model folder>)")
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable image")
     p.add_argument("--json", action="store_true", help="with `score`: print JSON")
 

@@ -37,7 +37,7 @@ class EvalSettings:
     batch_size: int = 16
     max_new_tokens: int | None = None  # None: each task's own
     limit: int | None = None
-    out: str | None = None
+    out: str | None = None  # default runs/eval/<parent>-<folder> of the model
     strict: bool = False
 
 
@@ -130,7 +130,8 @@ def evaluate(settings: EvalSettings) -> dict[str, Any]:
     if settings.mode not in ("generate", "likelihood"):
         raise ValueError(f"mode must be 'generate' or 'likelihood', not {settings.mode!r}")
     tasks = [get_task(name) and name for name in settings.tasks]  # unknown names fail before loading
-    out = Path(settings.out or Path("runs/eval") / Path(settings.model).resolve().name)
+    model_dir = Path(settings.model).resolve()
+    out = Path(settings.out or Path("runs/eval") / f"{model_dir.parent.name}-{model_dir.name}")
     model, processor = load_model(settings.model)
     results = {name: run_task(model, processor, name, settings, out) for name in tasks}
     return write_results(out, asdict(settings), results, _environment())
