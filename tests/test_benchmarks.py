@@ -15,3 +15,21 @@ def test_eval_throughput_benchmark_reports_speedup_and_identical_answers():
     result = eval_run(n=6, batch_sizes=(1, 3), rounds=1, max_new_tokens=3)
     assert set(result["questions_per_s"]) == {1, 3} and result["speedup_vs_batch_1"][1] == 1.0
     assert result["identical_answers"] is True
+
+
+def test_performance_suite_runs_every_part_and_prints_the_table():
+    from vlm.benchmarks.suite import run as suite_run
+    from vlm.benchmarks.suite import table
+
+    result = suite_run(sizes=("tiny",), precisions=("fp32",), batch_size=2, rounds=1, gen_tokens=2)
+    training = result["sizes"]["tiny"]["training"]["fp32"]["variants"]
+    assert set(training) == {"hf", "ours-same-work", "ours", "ours-packed"}
+    assert training["hf"]["speedup_vs_hf"] == 1.0
+    # the supervised-only head really skips work: fewer FLOPs than the same model on the same batch
+    assert training["ours"]["gflop_per_step"] < training["ours-same-work"]["gflop_per_step"]
+    assert all(0 < v["mfu"] for v in training.values())
+    padding = result["padding"]
+    assert padding["packed"] == 0.0 and padding["length_grouped"] <= padding["plain"]
+    assert set(result["sizes"]["tiny"]["generation"]["models"]) == {"hf", "ours"}
+    text = table(result)
+    assert "| tiny | 0.4M | fp32 | ours (2) |" in text and "padding fraction" in text and "data pipeline" in text

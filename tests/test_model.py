@@ -160,3 +160,33 @@ def test_pad_to_square_uses_the_mean_colour(built_models):
     assert pixels.shape == (3, 64, 64)
     torch.testing.assert_close(pixels[:, 0, 32], expected_pad, atol=0.02, rtol=0)  # top band: padding
     torch.testing.assert_close(pixels[:, 32, 32], (1 - mean) / std, atol=0.02, rtol=0)  # centre: white image
+
+
+@pytest.mark.parametrize("llm", ["tiny-llama", "tiny-qwen2"])
+def test_supervised_only_head_gives_the_same_loss_and_gradients(built_models, images, llm):
+    """logits_to_keep="supervised" projects only positions with a supervised next token; loss and
+    every gradient equal the full-logits path, with and without num_items_in_batch."""
+    model, processor = load(built_models("tiny-clip", "mlp2x_gelu", llm))
+    model.train()
+    texts = [prompt(processor, "What colour is the circle?"), prompt(processor, "Shape?", n_images=2)]
+    batch = processor(images=[images[:1], images[1:3]], text=texts, padding=True, return_tensors="pt")
+    labels = batch["input_ids"].clone()
+    labels[batch["attention_mask"] == 0] = -100
+    labels[0, : labels.shape[1] - 5] = -100  # row 0: its last 5 tokens supervised
+    labels[1, : labels.shape[1] - 9] = -100
+    for num_items in (None, torch.tensor(37)):
+        extra = {} if num_items is None else {"num_items_in_batch": num_items}
+        results = []
+        for keep in (0, "supervised"):
+            model.zero_grad()
+            out = model(**batch, labels=labels, logits_to_keep=keep, **extra)
+            out.loss.backward()
+            results.append((out, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+        (full, full_grads), (kept, kept_grads) = results
+        assert kept.loss.item() == pytest.approx(full.loss.item(), rel=1e-6)
+        assert kept.logits.shape[1] == int((labels[:, 1:] != -100).any(0).sum()) < full.logits.shape[1]
+        assert full_grads.keys() == kept_grads.keys()
+        for name, grad in full_grads.items():
+            torch.testing.assert_close(kept_grads[name], grad, rtol=1e-5, atol=1e-7, msg=name)
+    with pytest.raises(ValueError, match="needs labels"):
+        model(**batch, logits_to_keep="supervised")

@@ -97,6 +97,44 @@ class VLMForConditionalGeneration(VLMPreTrainedModel, GenerationMixin):
         features = features.to(inputs_embeds.device, inputs_embeds.dtype)
         return inputs_embeds.masked_scatter(mask.unsqueeze(-1), features)
 
+    def _supervised_forward(
+        self,
+        inputs_embeds: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        position_ids: torch.LongTensor | None,
+        labels: torch.LongTensor | None,
+        num_items_in_batch: torch.Tensor | int | None = None,
+        **kwargs,
+    ) -> CausalLMOutputWithPast:
+        """Training forward that runs the LM head only where a next token is supervised.
+
+        Image and prompt positions need no logits; skipping them saves the vocabulary projection
+        and the cross-entropy there (most of a LLaVA row). The LM's own ``logits_to_keep`` does the
+        selection (so any logit post-processing stays the LM's), over the positions supervised in
+        any row. The loss equals the LM's own: float32 cross-entropy summed over supervised tokens,
+        divided by ``num_items_in_batch`` (else by their count). ``logits`` holds only those columns.
+        """
+        if labels is None:
+            raise ValueError("logits_to_keep='supervised' needs labels")
+        targets = labels[:, 1:]
+        keep = (targets != -100).any(dim=0).nonzero().squeeze(-1)
+        out = self.language_model(
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            logits_to_keep=keep,
+            use_cache=False,
+            **kwargs,
+        )
+        logits = out.logits.float()
+        picked = targets[:, keep]
+        loss = nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), picked.reshape(-1), ignore_index=-100, reduction="sum"
+        )
+        denominator = num_items_in_batch if num_items_in_batch is not None else (picked != -100).sum()
+        out.loss = loss / denominator
+        return out
+
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -106,9 +144,11 @@ class VLMForConditionalGeneration(VLMPreTrainedModel, GenerationMixin):
         cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
-        logits_to_keep: int | torch.Tensor = 0,
+        logits_to_keep: int | torch.Tensor | str = 0,
         **kwargs,
     ) -> CausalLMOutputWithPast:
+        """``logits_to_keep="supervised"`` (training, with ``labels``): logits and loss only where a
+        next token is supervised; see `_supervised_forward`."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
         if "past_key_values" in kwargs:
@@ -127,6 +167,10 @@ class VLMForConditionalGeneration(VLMPreTrainedModel, GenerationMixin):
                 labels = labels.masked_fill(input_ids == self.config.image_token_id, -100)
         elif pixel_values is not None:
             raise ValueError("pixel_values need input_ids to locate the image placeholder tokens.")
+        if isinstance(logits_to_keep, str):
+            if logits_to_keep != "supervised":
+                raise ValueError(f"logits_to_keep is an int, an index tensor or 'supervised', not {logits_to_keep!r}")
+            return self._supervised_forward(inputs_embeds, attention_mask, position_ids, labels, **kwargs)
         return self.language_model(
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,

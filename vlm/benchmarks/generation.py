@@ -1,0 +1,83 @@
+"""Generation: time to first token and decode tokens/s, ours vs HF Llava `generate` with the same
+weights and the same left-padded inputs, batched and one prompt at a time. Every call produces
+exactly ``new_tokens`` tokens (``min_new_tokens``), so both models do the same work."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+
+from vlm.data.synthetic import SyntheticWorld
+
+
+def _inputs(processor, image_size: int, n: int) -> list[dict]:
+    world = SyntheticWorld("test", image_size)
+    out = []
+    for i in range(n):
+        ex = world.examples(i, "vqa")[0]
+        out.append(([ex.messages[0]], ex.images))
+    return out
+
+
+def _batch(processor, prompts: list) -> dict:
+    tokenizer = processor.tokenizer
+    previous, tokenizer.padding_side = tokenizer.padding_side, "left"
+    try:
+        return processor.apply_chat_template(
+            [m for m, _ in prompts],
+            add_generation_prompt=True,
+            tokenize=True,
+            return_dict=True,
+            return_tensors="pt",
+            processor_kwargs={"images": [list(i) for _, i in prompts], "padding": True},
+        )
+    finally:
+        tokenizer.padding_side = previous
+
+
+def _timed(model, batch: dict, tokens: int, pad_id: int) -> float:
+    settings = dict(max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False, pad_token_id=pad_id)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        model.generate(**batch, **settings)
+    return time.perf_counter() - start
+
+
+def run_generation(
+    ours, hf, processor, image_size: int, batch_size: int = 8, new_tokens: int = 16, rounds: int = 2
+) -> dict:
+    ours.eval()
+    hf.eval()
+    prompts = _inputs(processor, image_size, batch_size)
+    batched = {k: v for k, v in _batch(processor, prompts).items() if isinstance(v, torch.Tensor)}
+    singles = [
+        {k: v for k, v in _batch(processor, [p]).items() if isinstance(v, torch.Tensor)} for p in prompts
+    ]
+    pad = processor.tokenizer.pad_token_id
+    models = {"hf": hf, "ours": ours}
+    for model in models.values():  # warm-up, both shapes
+        _timed(model, batched, 2, pad)
+        _timed(model, singles[0], 2, pad)
+    results: dict[str, dict[str, list[float]]] = {
+        n: {"ttft": [], "batched": [], "single": []} for n in models
+    }
+    for _ in range(rounds):
+        for name, model in models.items():
+            results[name]["ttft"].append(_timed(model, singles[0], 1, pad))
+            results[name]["batched"].append(_timed(model, batched, new_tokens, pad))
+            results[name]["single"].append(sum(_timed(model, s, new_tokens, pad) for s in singles))
+    out = {"batch_size": batch_size, "new_tokens": new_tokens, "models": {}}
+    for name, r in results.items():
+        batched_s, single_s = statistics.median(r["batched"]), statistics.median(r["single"])
+        out["models"][name] = {
+            "ttft_s": statistics.median(r["ttft"]),
+            "batched_tokens_per_s": batch_size * new_tokens / batched_s,
+            "single_tokens_per_s": batch_size * new_tokens / single_s,
+            "batched_speedup": single_s / batched_s,
+        }
+    hf_rate = out["models"]["hf"]["batched_tokens_per_s"]
+    for v in out["models"].values():
+        v["speedup_vs_hf"] = v["batched_tokens_per_s"] / hf_rate
+    return out
