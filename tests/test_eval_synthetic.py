@@ -7,8 +7,16 @@ import pytest
 from PIL import Image
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from vlm.eval import SyntheticReport, evaluate_synthetic_vqa, generate_answers
-from vlm.eval.synthetic import QUESTION_TYPES, is_correct, majority_rate, normalize_answer, score_predictions
+from vlm.eval.generate import generate_answers
+from vlm.eval.synthetic import (
+    QUESTION_TYPES,
+    SyntheticReport,
+    evaluate_synthetic_vqa,
+    is_correct,
+    majority_rate,
+    normalize_answer,
+    score_predictions,
+)
 
 
 @pytest.fixture(scope="module")

@@ -111,6 +111,21 @@ def _merge(a: argparse.Namespace) -> int:
     return 0
 
 
+def _chat(a: argparse.Namespace) -> int:
+    from vlm.chat.main import run  # gradio and the model load only here
+
+    return run(a)
+
+
+def _chat_args(p: argparse.ArgumentParser) -> None:
+    from vlm.chat.main import add_arguments  # standard library only
+
+    add_arguments(p)
+
+
+COMMANDS.register("chat", (_chat_args, _chat))
+
+
 COMMANDS.register("build", (_build_args, _build))
 COMMANDS.register("info", (_info_args, _info))
 COMMANDS.register("export", (_export_args, _export))

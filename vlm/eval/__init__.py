@@ -1,6 +1,3 @@
-"""Evaluation: ``generate.py`` is the batched generation core; one module per benchmark on top of it."""
-
-from vlm.eval.generate import generate_answers
-from vlm.eval.synthetic import SyntheticReport, TypeScore, evaluate_synthetic_vqa
-
-__all__ = ["SyntheticReport", "TypeScore", "evaluate_synthetic_vqa", "generate_answers"]
+"""Evaluation: ``generate.py`` is the batched generation core, ``task.py`` the benchmark seam with one
+module per benchmark in ``tasks/``, ``runner.py`` the ``vlm eval`` runner. Nothing heavy is imported
+here, so ``vlm --help`` stays fast."""
