@@ -84,3 +84,9 @@ def image_cell(cell: Any, root: Path | None = None) -> ImageRef:
     if isinstance(cell, str):
         return ImageRef(data=base64.b64decode(cell))
     raise ValueError(f"cannot read an image from a {type(cell).__name__} cell")
+
+
+def is_parquet(data: Path) -> bool:
+    """A parquet file, or a folder holding parquet files (the lmms-eval layout)."""
+    data = Path(data)
+    return data.suffix == ".parquet" or (data.is_dir() and any(data.glob("*.parquet")))

@@ -25,7 +25,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from vlm.eval.files import find_one, image_cell, read_parquet, require
+from vlm.eval.files import find_one, image_cell, is_parquet, read_parquet, require
 from vlm.eval.metrics.choice import circular_accuracy, mmbench_letter
 from vlm.eval.task import TASKS, Sample, Scores, Task, best_constant, check_lengths
 
@@ -49,7 +49,7 @@ def missing(value: object) -> bool:
 def read_table(data: Path, what: str) -> list[dict]:
     """Rows of an OpenCompass/VLMEvalKit TSV (image references resolved) or of lmms-eval's parquet."""
     data = Path(data)
-    if data.suffix == ".parquet" or (data.is_dir() and any(data.glob("*.parquet"))):
+    if is_parquet(data):
         return read_parquet(data)
     path = find_one(data, ["*.tsv"], f"{what} TSV")
     csv.field_size_limit(sys.maxsize)  # base64 images

@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from vlm.eval.files import image_cell, read_parquet, require
+from vlm.eval.files import image_cell, is_parquet, read_parquet, require
 from vlm.eval.metrics.mme import MME_COGNITION, MME_PERCEPTION, mme_scores
 from vlm.eval.task import TASKS, ImageRef, Sample, Scores, Task, best_constant, check_lengths
 
@@ -41,7 +41,7 @@ class MME(Task):
 
     def read(self, data: Path) -> list[Sample]:
         data = Path(data)
-        if data.suffix == ".parquet" or (data.is_dir() and any(data.glob("*.parquet"))):
+        if is_parquet(data):
             return self._from_parquet(data)
         if not data.is_dir():
             raise FileNotFoundError(f"MME: {data} is not a folder (pass MME_Benchmark_release_version)")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from vlm.eval.files import find_one, image_cell, read_jsonl, read_parquet, require
+from vlm.eval.files import find_one, image_cell, is_parquet, read_jsonl, read_parquet, require
 from vlm.eval.metrics.pope import POPE_SPLITS, pope_report
 from vlm.eval.task import TASKS, Sample, Scores, Task, best_constant, check_lengths
 
@@ -26,7 +26,7 @@ class POPE(Task):
 
     def read(self, data: Path) -> list[Sample]:
         data = Path(data)
-        if data.suffix == ".parquet" or (data.is_dir() and any(data.glob("*.parquet"))):
+        if is_parquet(data):
             return [self._from_parquet(row, i) for i, row in enumerate(read_parquet(data))]
         root = next((data / d for d in IMAGE_FOLDERS if (data / d).is_dir()), data)
         samples = []

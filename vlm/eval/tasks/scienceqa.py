@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vlm.eval.files import find_one, image_cell, read_json, read_parquet, require
+from vlm.eval.files import find_one, image_cell, is_parquet, read_json, read_parquet, require
 from vlm.eval.metrics.choice import choice_letter
 from vlm.eval.task import TASKS, ImageRef, Sample
 from vlm.eval.tasks.choice import ChoiceTask, letter_of
@@ -39,7 +39,7 @@ class ScienceQAImg(ChoiceTask):
 
     def read(self, data: Path) -> list[Sample]:
         data = Path(data)
-        if data.suffix == ".parquet" or (data.is_dir() and any(data.glob("*.parquet"))):
+        if is_parquet(data):
             return [self._from_parquet(row, i) for i, row in enumerate(read_parquet(data))]
         problems_path = find_one(data, ["problems.json"], "ScienceQA problems")
         folder = problems_path.parent

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vlm.eval.files import find_one, image_cell, read_json, read_parquet, require
+from vlm.eval.files import find_one, image_cell, is_parquet, read_json, read_parquet, require
 from vlm.eval.metrics.choice import choice_letter
 from vlm.eval.task import TASKS, Sample
 from vlm.eval.tasks.choice import ChoiceTask
@@ -43,7 +43,7 @@ class SEEDBench(ChoiceTask):
 
     def read(self, data: Path) -> list[Sample]:
         data = Path(data)
-        if data.suffix == ".parquet" or (data.is_dir() and any(data.glob("*.parquet"))):
+        if is_parquet(data):
             rows = read_parquet(data)
             return [
                 self._sample(r, i, None) for i, r in enumerate(rows) if r.get("data_type", "image") == "image"

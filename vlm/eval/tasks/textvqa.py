@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vlm.eval.files import find_one, image_cell, read_json, read_parquet, require
+from vlm.eval.files import find_one, image_cell, is_parquet, read_json, read_parquet, require
 from vlm.eval.task import TASKS, Sample
 from vlm.eval.tasks.vqav2 import VQATask
 
@@ -35,7 +35,7 @@ class TextVQA(VQATask):
 
     def read(self, data: Path) -> list[Sample]:
         data = Path(data)
-        if data.suffix == ".parquet" or (data.is_dir() and any(data.glob("*.parquet"))):
+        if is_parquet(data):
             return [self._from_parquet(row, i) for i, row in enumerate(read_parquet(data))]
         path = find_one(data, ["TextVQA_0.5.1_val.json", "TextVQA_0.5*_val.json"], "TextVQA questions")
         folder = path.parent

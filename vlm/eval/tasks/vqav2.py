@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
-from vlm.eval.files import find_one, image_cell, read_json, read_parquet, require
+from vlm.eval.files import find_one, image_cell, is_parquet, read_json, read_parquet, require
 from vlm.eval.metrics.vqa import normalize_answer, vqa_accuracy
 from vlm.eval.task import TASKS, Sample, Scores, Task, check_lengths
 
@@ -67,7 +67,7 @@ class VQAv2(VQATask):
 
     def read(self, data: Path) -> list[Sample]:
         data = Path(data)
-        if data.suffix == ".parquet" or (data.is_dir() and any(data.glob("*.parquet"))):
+        if is_parquet(data):
             return [self._from_parquet(row, i) for i, row in enumerate(read_parquet(data))]
         if not data.is_dir():
             raise ValueError(
