@@ -66,7 +66,7 @@ def run(
                 v["mfu"] = v["achieved_gflops"] / result["peak_gflops"][precision]
             entry["training"][precision] = t
         entry["generation"] = run_generation(
-            ours, hf, processor, size.image_size, batch_size, gen_tokens, max(1, rounds - 1)
+            ours, hf, processor, size.image_size, 8, gen_tokens, max(1, rounds - 1)
         )
         result["sizes"][name] = entry
         if name == sizes[0]:
