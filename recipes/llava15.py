@@ -57,7 +57,7 @@ PAPER = Recipe(
             batch_size=16, grad_accum=1, save_every=500,  # 8 GPUs x 16 = global batch 128
         ),
     ],
-    run=RunConfig(output_dir="runs/llava15-7b", mixed_precision="bf16", gradient_checkpointing=True, eval_images=0),
+    run=RunConfig(output_dir="runs/llava15-7b", mixed_precision="bf16", gradient_checkpointing=True, eval_limit=0),
 )
 PAPER_LORA = Recipe(
     name="llava15-lora",
@@ -72,7 +72,7 @@ PAPER_LORA = Recipe(
             batch_size=16, save_every=500,
         ),
     ],
-    run=RunConfig(output_dir="runs/llava15-7b-lora", mixed_precision="bf16", gradient_checkpointing=True, eval_images=0),
+    run=RunConfig(output_dir="runs/llava15-7b-lora", mixed_precision="bf16", gradient_checkpointing=True, eval_limit=0),
 )
 
 if __name__ == "__main__":

@@ -74,7 +74,7 @@ PAPER = Recipe(
             optim=OptimConfig(lr=2e-5), batch_size=16, save_every=500,
         ),
     ],
-    run=RunConfig(output_dir="runs/convllava-7b", mixed_precision="bf16", gradient_checkpointing=True, eval_images=0),
+    run=RunConfig(output_dir="runs/convllava-7b", mixed_precision="bf16", gradient_checkpointing=True, eval_limit=0),
 )
 
 if __name__ == "__main__":

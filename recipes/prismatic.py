@@ -40,7 +40,7 @@ PAPER = Recipe(
             batch_size=16, epochs=2, save_every=500,  # 8 GPUs x 16 = global batch 128
         ),
     ],
-    run=RunConfig(output_dir="runs/prismatic-7b", mixed_precision="bf16", gradient_checkpointing=True, eval_images=0),
+    run=RunConfig(output_dir="runs/prismatic-7b", mixed_precision="bf16", gradient_checkpointing=True, eval_limit=0),
 )
 
 if __name__ == "__main__":

@@ -20,14 +20,15 @@ FAST_PARTS = {"llava_convnext.py": ["--model.vision", "tiny-convnext"]}
 
 @pytest.mark.parametrize("recipe", sorted(SHORT))
 def test_embedded_default_runs_end_to_end(recipe, tmp_path):
-    args = ["--run.eval_images", "4", "--run.tracker", "tensorboard", *FAST_PARTS.get(recipe, [])]
+    args = ["--run.eval_limit", "6", "--run.tracker", "tensorboard", *FAST_PARTS.get(recipe, [])]
     for stage in SHORT[recipe]:
         args += [f"--stages.{stage}.data.n_images", "12", f"--stages.{stage}.max_steps", "3"]
     proc = run(command(recipe, tmp_path, *args))
     log = (tmp_path / "train.log").read_text()
-    assert "held-out synthetic VQA" in log and "overall" in log
-    report = json.loads((tmp_path / "eval.json").read_text())
-    assert set(report["per_type"]) >= {"colour", "shape", "count", "existence"}
+    assert "held-out evaluation (synthetic_vqa, synthetic_pope)" in log and "| synthetic_vqa | accuracy |" in log
+    results = json.loads((tmp_path / "eval.json").read_text())["results"]
+    assert results["synthetic_vqa"]["n"] == results["synthetic_pope"]["n"] == 6
+    assert set(results["synthetic_vqa"]["breakdown"]) >= {"shape", "count", "existence"}
     assert list((tmp_path / "logs").rglob("events.out.tfevents.*")), "no TensorBoard events"
     for stage in SHORT[recipe]:
         assert f"stage {stage}" in log

@@ -19,7 +19,7 @@ QUICK = [
     "--stages.instruct.optim.lr", "2e-3",  # fixed here so the tests do not follow the recipe's default
     "--stages.instruct.save_every", "3", "--stages.instruct.keep_last", "2",
     "--stages.instruct.log_every", "2", "--stages.align.log_every", "2",
-    "--run.eval_images", "0", "--run.tracker", "none",
+    "--run.eval_limit", "0", "--run.tracker", "none",
 ]
 
 

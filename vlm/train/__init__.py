@@ -4,3 +4,5 @@ from vlm.train.config import DataConfig, LoraConfig, OptimConfig, Recipe, RunCon
 from vlm.train.stages import STAGES, Stage
 
 __all__ = ["DataConfig", "LoraConfig", "OptimConfig", "Recipe", "RunConfig", "STAGES", "Stage", "StageConfig"]
+
+from vlm.train import maskembed, preference  # noqa: E402,F401  (register the maskembed and dpo stages)

@@ -48,6 +48,28 @@ class LoraConfig:
 
 
 @dataclass
+class PreferenceConfig:
+    """DPO (and POVID) settings; used by the ``dpo`` stage kind."""
+
+    beta: float = 0.1
+    reference: str = "copy"  # copy: frozen copy of the start model | adapter: the policy with LoRA disabled
+    sft_weight: float = 0.0  # + weight x mean token NLL of the chosen answers
+    text_weight: float = 1.0  # weight of DPO(chosen vs rejected text)
+    noise_weight: float = 0.0  # POVID: weight of DPO(chosen vs own greedy tokens under a noisy image)
+    noise_step: int = 500  # diffusion step of the image noise (sigmoid betas 1e-5..5e-3, 1000 steps)
+
+
+@dataclass
+class MaskEmbedConfig:
+    """Locality alignment (MaskEmbed) settings; used by the ``maskembed`` stage kind."""
+
+    decoder_layers: int = 2
+    decoder_heads: int = 4
+    min_keep: float = 0.0  # keep-probability of a mask is drawn uniformly from [min_keep, max_keep]
+    max_keep: float = 1.0
+
+
+@dataclass
 class StageConfig:
     """One stage: which `STAGES` kind, what trains, on which data, with which optimisation."""
 
@@ -60,6 +82,8 @@ class StageConfig:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
+    dpo: PreferenceConfig = field(default_factory=PreferenceConfig)
+    maskembed: MaskEmbedConfig = field(default_factory=MaskEmbedConfig)
     batch_size: int = 8  # per process
     grad_accum: int = 1
     epochs: float = 1.0
@@ -80,8 +104,10 @@ class RunConfig:
     resume: bool = False  # continue from the run folder's last checkpoint / finished stages
     strict: bool = False  # fail at the first bad sample instead of skipping and counting it
     num_workers: int = 0
-    eval_images: int = 200  # held-out synthetic images for the final evaluation; 0 skips it
+    eval_tasks: list[str] = field(default_factory=lambda: ["synthetic_vqa", "synthetic_pope"])  # `vlm eval` tasks
+    eval_limit: int | None = None  # first N questions of each eval task (None: all); 0 skips the evaluation
     eval_batch_size: int = 32
+    start_from: str | None = None  # a finished model folder to start from instead of building `model`
 
 
 @dataclass

@@ -48,7 +48,7 @@ def train_stage(
         return out
     torch.manual_seed(run.seed)
     model = stage.prepare(stage.load(source))
-    processor = VLMProcessor.from_pretrained(source)
+    processor = getattr(stage, "load_processor", VLMProcessor.from_pretrained)(source)  # encoder-only stages differ
     if run.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     log.info("stage %s (%s), starting from %s\n%s", cfg.name, cfg.kind, source, parameter_table(model, cfg.train))
@@ -125,8 +125,8 @@ def _optimizer_step(accelerator, model, optimizer, stage: Stage, group: list[dic
         with accelerator.accumulate(model):
             if batch:
                 loss = stage.loss(model, batch, total)
-                tokens += int(batch["attention_mask"].sum()) if "attention_mask" in batch else batch["input_ids"].numel()
-                samples += batch["input_ids"].shape[0]
+                tokens += _tokens(batch)
+                samples += (batch["input_ids"] if "input_ids" in batch else batch["pixel_values"]).shape[0]
             else:  # every sample of this micro-batch was bad: keep collectives in step with zero gradients
                 loss = sum(p.sum() * 0.0 for p in model.parameters() if p.requires_grad)
             accelerator.backward(loss * scale)
@@ -140,7 +140,26 @@ def _optimizer_step(accelerator, model, optimizer, stage: Stage, group: list[dic
         "loss": float(counts[0]), "tokens": float(counts[1]), "samples": float(counts[2]),
         "grad_norm": float(grad_norm) if grad_norm is not None else float("nan"),
         "seconds": time.perf_counter() - start,
-    }
+    } | _stage_metrics(accelerator, stage)
+
+
+def _tokens(batch: dict) -> int:
+    if "attention_mask" in batch:
+        return int(batch["attention_mask"].sum())
+    return batch["input_ids"].numel() if "input_ids" in batch else 0  # image-only stages count no tokens
+
+
+def _stage_metrics(accelerator, stage: Stage) -> dict[str, float]:
+    """A stage's own metrics for the step (e.g. DPO reward margins): ``take_metrics()`` gives
+    ``{name: (sum, count)}``, the same names on every process; logged as sum / count over processes."""
+    take = getattr(stage, "take_metrics", None)
+    extra = take() if take is not None else {}
+    if not extra:
+        return {}
+    names = sorted(extra)
+    values = torch.tensor([v for n in names for v in extra[n]], device=accelerator.device, dtype=torch.float64)
+    totals = accelerator.reduce(values, "sum").view(-1, 2)
+    return {n: float(s / c) if c else float("nan") for n, (s, c) in zip(names, totals.tolist(), strict=True)}
 
 
 class _Window:
@@ -155,9 +174,10 @@ class _Window:
     def flush(self) -> dict:
         rows, self.rows = self.rows, []
         seconds = sum(r["seconds"] for r in rows)
+        own = sorted(set(rows[0]) - {"loss", "grad_norm", "tokens", "samples", "seconds"})  # a stage's metrics
         return {
             "loss": sum(r["loss"] for r in rows) / len(rows),
             "grad_norm": sum(r["grad_norm"] for r in rows) / len(rows),
             "tokens_per_s": sum(r["tokens"] for r in rows) / seconds,
             "samples_per_s": sum(r["samples"] for r in rows) / seconds,
-        }
+        } | {k: sum(r[k] for r in rows) / len(rows) for k in own}

@@ -18,7 +18,8 @@ def param_groups(model: VLMForConditionalGeneration, optim: OptimConfig) -> list
     for part, attr in PARTS.items():
         lr = getattr(optim, f"lr_{part}")
         lr = optim.lr if lr is None else lr
-        params = [(n, p) for n, p in getattr(model, attr).named_parameters() if p.requires_grad]
+        module = getattr(model, attr, None)  # encoder-only stages (maskembed) have no language model
+        params = [(n, p) for n, p in module.named_parameters() if p.requires_grad] if module is not None else []
         decay = [p for n, p in params if p.ndim >= 2 and "norm" not in n.lower()]
         no_decay = [p for n, p in params if not (p.ndim >= 2 and "norm" not in n.lower())]
         for tensors, wd, tag in ((decay, optim.weight_decay, "decay"), (no_decay, 0.0, "no_decay")):

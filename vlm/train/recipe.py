@@ -15,6 +15,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import os
+import shutil
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -66,8 +68,11 @@ def run_recipe(recipe: Recipe) -> Path:
         for stage in recipe.stages:  # missing corpora fail before anything large loads
             if stage.data.source != "synthetic":
                 open_source(stage.data, recipe.run.seed)
-        with no_zero_init(accelerator):  # only this process builds: no partitioning collectives
-            save_folder(*build(recipe.model), source)
+        if recipe.run.start_from:  # continue a finished model (e.g. preference tuning after instruct)
+            copy_folder(Path(recipe.run.start_from), source)
+        else:
+            with no_zero_init(accelerator):  # only this process builds: no partitioning collectives
+                save_folder(*build(recipe.model), source)
     accelerator.wait_for_everyone()
 
     final = run_dir / "model"
@@ -77,25 +82,40 @@ def run_recipe(recipe: Recipe) -> Path:
         source = train_stage(accelerator, STAGES.get(cfg.kind)(cfg), source, stage_dir, out, recipe.run, metrics)
     metrics.plot(run_dir / "loss.png")
     accelerator.end_training()
-    if accelerator.is_main_process and recipe.run.eval_images:
+    if accelerator.is_main_process and recipe.run.eval_limit != 0 and recipe.run.eval_tasks:
         evaluate(final, recipe, run_dir)
     log.info("final model: %s (load with AutoModelForImageTextToText.from_pretrained)", final)
     return final
 
 
+def copy_folder(src: Path, out: Path) -> Path:
+    """A finished model folder as ``out`` (copied aside, renamed into place)."""
+    if not (src / "config.json").is_file():
+        raise SystemExit(f"--run.start_from {src}: not a model folder (no config.json)")
+    tmp = out.with_name(f".tmp-{out.name}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp)
+    os.replace(tmp, out)
+    return out
+
+
 def evaluate(model_dir: Path, recipe: Recipe, run_dir: Path) -> None:
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    """`vlm eval` on the final model (default: the held-out synthetic suite), results in RUN/eval/ and
+    RUN/eval.json, the table in the log."""
+    from vlm.eval.report import markdown
+    from vlm.eval.runner import EvalSettings
+    from vlm.eval.runner import evaluate as run_eval
 
-    from vlm.eval.synthetic import evaluate_synthetic_vqa
-
-    model = AutoModelForImageTextToText.from_pretrained(model_dir)
-    processor = AutoProcessor.from_pretrained(model_dir)
-    size = recipe.stages[-1].data.image_size
-    report = evaluate_synthetic_vqa(
-        model, processor, n_images=recipe.run.eval_images, image_size=size, batch_size=recipe.run.eval_batch_size
+    settings = EvalSettings(
+        model=str(model_dir),
+        tasks=list(recipe.run.eval_tasks),
+        limit=recipe.run.eval_limit,
+        batch_size=recipe.run.eval_batch_size,
+        out=str(run_dir / "eval"),
     )
-    (run_dir / "eval.json").write_text(json.dumps(report.to_dict(), indent=1))
-    log.info("held-out synthetic VQA (%d test-split images):\n%s", recipe.run.eval_images, report.table())
+    payload = run_eval(settings)
+    (run_dir / "eval.json").write_text(json.dumps(payload, indent=1))
+    log.info("held-out evaluation (%s):\n%s", ", ".join(settings.tasks), markdown(payload["results"], settings.style))
 
 
 def to_dict(recipe: Recipe) -> dict:

@@ -82,4 +82,4 @@ class SupervisedStage(Stage):
         return 0 if labels is None else int((labels[:, 1:] != IGNORE_INDEX).sum())
 
     def loss(self, model: nn.Module, batch: dict[str, Any], num_items: torch.Tensor) -> torch.Tensor:
-        return model(**batch, num_items_in_batch=num_items).loss
+        return model(**batch, num_items_in_batch=num_items, logits_to_keep="supervised").loss

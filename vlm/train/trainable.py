@@ -129,7 +129,7 @@ def parameter_table(model: VLMForConditionalGeneration, train: dict[str, str]) -
     rows = [f"{'part':<12}{'mode':<10}{'parameters':>14}{'trainable':>14}"]
     total = trainable = 0
     for part, attr in PARTS.items():
-        params = list(getattr(model, attr).parameters())
+        params = list(getattr(model, attr).parameters()) if hasattr(model, attr) else []
         n, t = sum(_numel(p) for p in params), sum(_numel(p) for p in params if p.requires_grad)
         total, trainable = total + n, trainable + t
         rows.append(f"{part:<12}{train.get(part, 'frozen'):<10}{n:>14,}{t:>14,}")

@@ -1,0 +1,76 @@
+"""POVID (Zhou et al. 2024): DPO after instruction tuning, with AI-made dispreferred answers.
+
+    accelerate launch recipes/povid.py                 # from runs/llava_convnext/model (trained first if absent)
+    accelerate launch recipes/povid.py --run.start_from DIR --seed 2 --run.output_dir runs/povid-s2
+
+Stage 1 (povid_text): DPO, chosen = ground-truth answer, rejected = the answer with hallucinations
+injected (object / attribute / count / relation / existence swaps from the synthetic ground truth;
+`vlm.data.povid.ChatLLMRewriter` for real data). Stage 2 (povid_noise): 0.5 DPO(text pair) +
+0.5 DPO(chosen vs the model's own greedy tokens under a diffusion-noised image, step 500 of 1000).
+The run ends with the POPE-style probe of the starting and the final model (RUN/pope.json).
+"""
+
+import importlib.util
+from pathlib import Path
+
+from vlm.train.config import DataConfig, OptimConfig, PreferenceConfig, Recipe, RunConfig, StageConfig
+
+HERE = Path(__file__).resolve().parent
+START = HERE.parent / "runs" / "llava_convnext" / "model"
+
+
+def _instruct_recipe() -> Recipe:
+    spec = importlib.util.spec_from_file_location("llava_convnext", HERE / "llava_convnext.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.DEFAULT
+
+
+def povid_stages(image_size: int = 256) -> list[StageConfig]:
+    train = {"vision": "frozen", "projector": "full", "llm": "full"}
+    data = DataConfig(tasks=["povid"], n_images=600, image_size=image_size, max_length=128)
+    return [
+        StageConfig(name="povid_text", kind="dpo", train=train, data=data,
+                    dpo=PreferenceConfig(beta=0.1, text_weight=1.0, noise_weight=0.0),
+                    optim=OptimConfig(lr=1e-4), batch_size=16, group_by_length=False, max_steps=80, log_every=10),
+        StageConfig(name="povid_noise", kind="dpo", train=train, data=data,
+                    dpo=PreferenceConfig(beta=0.1, text_weight=0.5, noise_weight=0.5, noise_step=500),
+                    optim=OptimConfig(lr=1e-4), batch_size=16, group_by_length=False, max_steps=80, log_every=10),
+    ]
+
+
+DEFAULT = Recipe("povid", _instruct_recipe().model, povid_stages(),
+                 RunConfig(output_dir="runs/povid", start_from=str(START)))
+
+
+def with_instruct_first(recipe: Recipe) -> Recipe:
+    """Without the default recipe's instruction-tuned model, its stages run first in this run."""
+    if recipe.run.start_from == str(START) and not START.is_dir():
+        recipe.stages = _instruct_recipe().stages + recipe.stages
+        recipe.run.start_from = None
+    return recipe
+
+
+def start_of_preference(recipe: Recipe) -> Path:
+    """The folder the first DPO stage starts from (before/after comparisons use it)."""
+    run_dir = Path(recipe.run.output_dir)
+    names = [s.name for s in recipe.stages]
+    first = next(i for i, s in enumerate(recipe.stages) if s.kind == "dpo")
+    return run_dir / "init" if first == 0 else run_dir / "stages" / names[first - 1] / "model"
+
+
+if __name__ == "__main__":
+    import sys
+
+    from accelerate import PartialState
+
+    from vlm.eval import hallucination as pope_probe
+    from vlm.train.recipe import resolve, run_recipe
+
+    recipe = with_instruct_first(resolve(DEFAULT, {}, sys.argv[1:]))
+    final = run_recipe(recipe)
+    if PartialState().is_main_process and recipe.run.eval_limit != 0:
+        size = recipe.stages[-1].data.image_size
+        result = pope_probe.compare(start_of_preference(recipe), final, Path(recipe.run.output_dir) / "pope.json",
+                                    100, size)
+        print(pope_probe.table(result))

@@ -1,0 +1,87 @@
+"""MaskEmbed: mask sampling, pixel and token masking, the loss, and the stage on CLIP / SigLIP / DINOv2 towers."""
+
+import pytest
+import torch
+from transformers import AutoImageProcessor, AutoModel
+
+from vlm.data.maskembed import MaskedImages, sample_masks
+from vlm.tiny import tiny_path
+from vlm.train.config import DataConfig, MaskEmbedConfig, StageConfig
+from vlm.train.maskembed import MaskEmbedStage, mask_pixels, mask_tokens
+
+
+def test_masks_are_m_complement_and_ones_with_uniform_keep_rate():
+    rates = []
+    for seed in range(400):
+        masks = sample_masks(64, torch.Generator().manual_seed(seed))
+        assert masks.shape == (3, 64) and set(masks.unique().tolist()) <= {0.0, 1.0}
+        assert torch.equal(masks[1], 1 - masks[0]) and torch.equal(masks[2], torch.ones(64))
+        rates.append(masks[0].mean().item())
+    rates = torch.tensor(rates)
+    assert rates.min() < 0.1 and rates.max() > 0.9  # nearly empty to nearly full
+    assert abs(rates.mean().item() - 0.5) < 0.05
+    assert abs((rates < 0.5).float().mean().item() - 0.5) < 0.1  # keep rate ~ U(0, 1): as many below as above
+    narrow = sample_masks(10_000, torch.Generator().manual_seed(0), 0.4, 0.6)[0].mean()
+    assert 0.39 < narrow < 0.61
+    assert torch.equal(sample_masks(64, torch.Generator().manual_seed(3)), sample_masks(64, torch.Generator().manual_seed(3)))
+
+
+def test_pixel_masking_zeroes_exactly_the_masked_patches():
+    pixels = torch.randn(2, 3, 16, 16)
+    masks = torch.zeros(2, 3, 4)  # 2x2 patches of 8 px
+    masks[0, 0] = torch.tensor([1.0, 0.0, 0.0, 1.0])
+    masks[:, 2] = 1
+    out = mask_pixels(pixels, masks, 8)
+    assert out.shape == (6, 3, 16, 16)
+    assert torch.equal(out[0, :, :8, :8], pixels[0, :, :8, :8]) and torch.equal(out[0, :, 8:, 8:], pixels[0, :, 8:, 8:])
+    assert (out[0, :, :8, 8:] == 0).all() and (out[0, :, 8:, :8] == 0).all()
+    assert (out[1] == 0).all() and torch.equal(out[2], pixels[0]) and torch.equal(out[5], pixels[1])
+
+
+def test_token_masking_zeroes_prefix_and_masked_patches():
+    tokens = torch.randn(1, 1 + 4, 6)  # CLS + 4 patches
+    masks = torch.tensor([[[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 1.0], [1.0, 1.0, 1.0, 1.0]]])
+    out = mask_tokens(tokens, masks)
+    assert out.shape == (3, 5, 6) and (out[:, 0] == 0).all()
+    assert torch.equal(out[0, 1], tokens[0, 1]) and (out[0, 2] == 0).all()
+    assert torch.equal(out[2, 1:], tokens[0, 1:])
+
+
+@pytest.mark.parametrize("family,prefix", [("tiny-clip", 1), ("tiny-siglip", 0), ("tiny-dinov2", 1)])
+def test_stage_loss_on_vit_families(family, prefix):
+    folder = tiny_path(family)
+    cfg = StageConfig(name="a", kind="maskembed", train={"vision": "full"}, maskembed=MaskEmbedConfig(),
+                      data=DataConfig(n_images=4, image_size=64))
+    stage = MaskEmbedStage(cfg)
+    model = stage.prepare(stage.load(folder))
+    processor = stage.load_processor(folder)
+    data = stage.dataset(processor, seed=0)
+    batch = MaskedImages.collate([data[i] for i in range(2)])
+    assert batch["masks"].shape == (2, 3, 64) and stage.count_items(batch) == 6
+    loss = stage.loss(model, batch, torch.tensor(6.0))
+    # the loss is the MSE over all tokens and channels of each (image, mask) view, averaged over views
+    with torch.no_grad():
+        rec = model(batch["pixel_values"], batch["masks"])
+        target = stage.teacher(pixel_values=mask_pixels(batch["pixel_values"], batch["masks"], 8)).last_hidden_state
+    assert rec.shape == target.shape == (6, prefix + 64, 64)
+    assert loss.item() == pytest.approx(torch.nn.functional.mse_loss(rec, target).item(), rel=1e-5)
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.vision_tower.embeddings.parameters())
+    assert model.projector.head.weight.grad.abs().sum() > 0
+    assert all(p.grad is None and not p.requires_grad for p in stage.teacher.parameters())
+
+
+def test_finished_student_saves_in_the_original_format(tmp_path):
+    folder = tiny_path("tiny-clip")
+    stage = MaskEmbedStage(StageConfig(name="a", kind="maskembed", train={"vision": "full"}))
+    model = stage.prepare(stage.load(folder))
+    with torch.no_grad():
+        model.vision_tower.embeddings.patch_embedding.weight.add_(1.0)
+    student = stage.finish(model)
+    student.save_pretrained(tmp_path)
+    AutoImageProcessor.from_pretrained(folder).save_pretrained(tmp_path)
+    again = AutoModel.from_pretrained(tmp_path)
+    assert type(again) is type(AutoModel.from_pretrained(folder))
+    assert torch.equal(again.embeddings.patch_embedding.weight, student.embeddings.patch_embedding.weight)
+    with pytest.raises(ValueError, match="vision=full"):
+        MaskEmbedStage(StageConfig(name="a", kind="maskembed", train={"vision": "frozen"}))

@@ -1,0 +1,94 @@
+"""Hallucination probes on the synthetic world (held-out test scenes), for preference recipes.
+
+POPE: the ``synthetic_pope`` task of `vlm eval` (per scene, three categories with one present and
+one absent object each), scored as LLaVA's POPE script does.
+CHAIR-style: greedy captions; every "<colour> <shape>" they mention is checked against the scene
+(CHAIR_i = hallucinated mentions / mentions, CHAIR_s = captions with any, recall = objects named).
+
+    python -m vlm.eval.hallucination BEFORE_DIR AFTER_DIR --out pope.json [--n 100] [--size 256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+from vlm.data.synthetic import COLOURS, SHAPES, SyntheticWorld
+from vlm.eval.generate import generate_answers
+
+
+def pope_probe(model_dir: Path, limit: int | None = None, out: Path | None = None) -> dict:
+    """The ``synthetic_pope`` task through `vlm eval` (first ``limit`` questions): per split and
+    ``mean``, accuracy, precision, recall, F1, yes-ratio, as LLaVA's POPE script scores them."""
+    from vlm.eval.runner import EvalSettings, evaluate
+
+    out = out or Path(model_dir).parent / f"{Path(model_dir).name}-eval"
+    settings = EvalSettings(str(model_dir), ["synthetic_pope"], limit=limit, out=str(out))
+    return evaluate(settings)["results"]["synthetic_pope"]["breakdown"]
+
+
+_MENTION = re.compile(rf"\b({'|'.join(COLOURS)}) ({'|'.join(SHAPES)})")
+
+
+def chair_probe(model_dir: Path, n_images: int = 200, image_size: int = 256, batch_size: int = 32) -> dict:
+    """CHAIR-style caption hallucination: ``chair_i``, ``chair_s``, ``recall`` and ``mentions``."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    model = AutoModelForImageTextToText.from_pretrained(model_dir)
+    processor = AutoProcessor.from_pretrained(model_dir)
+    world = SyntheticWorld("test", image_size)
+    message = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe the image briefly."}]}]
+    prompts = [(message, [world.image(i)]) for i in range(n_images)]
+    captions = generate_answers(model, processor, prompts, batch_size=batch_size, max_new_tokens=48)
+    mentions = hallucinated = bad_captions = named = objects = 0
+    for i, caption in enumerate(captions):
+        present = {o.name for o in world.scene(i).objects}
+        said = {" ".join(m) for m in _MENTION.findall(caption.lower())}
+        mentions, hallucinated = mentions + len(said), hallucinated + len(said - present)
+        bad_captions += bool(said - present)
+        named, objects = named + len(said & present), objects + len(present)
+    return {"chair_i": hallucinated / max(mentions, 1), "chair_s": bad_captions / n_images,
+            "recall": named / max(objects, 1), "mentions": mentions, "example": captions[0]}
+
+
+def compare(before: Path, after: Path, out: Path, n_images: int = 100, image_size: int = 256) -> dict:
+    """Probe both models, write ``out`` (JSON) and return ``{"before": report, "after": report, ...}``
+    (POPE reports on the first ``n_images`` scenes, 6 questions each, under ``before``/``after``;
+    CHAIR-style ones under ``chair_before``/``chair_after``)."""
+    probes = out.parent / f"{out.stem}-eval"
+    result = {"before": pope_probe(before, 6 * n_images, probes / "before"),
+              "after": pope_probe(after, 6 * n_images, probes / "after"),
+              "chair_before": chair_probe(before, n_images, image_size),
+              "chair_after": chair_probe(after, n_images, image_size),
+              "n_images": n_images, "before_model": str(before), "after_model": str(after)}
+    out.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def table(result: dict) -> str:
+    keys = ("accuracy", "precision", "recall", "f1", "yes_ratio")
+    lines = [f"{'POPE (mean of 3 splits)':<26}" + "".join(f"{k:>11}" for k in keys)]
+    for name in ("before", "after"):
+        lines.append(f"{name:<26}" + "".join(f"{100 * result[name]['mean'][k]:>11.1f}" for k in keys))
+    lines.append(f"{'captions (CHAIR-style)':<26}" + "".join(f"{k:>11}" for k in ("chair_i", "chair_s", "recall")))
+    for name in ("before", "after"):
+        chair = result[f"chair_{name}"]
+        lines.append(f"{name:<26}" + "".join(f"{100 * chair[k]:>11.1f}" for k in ("chair_i", "chair_s", "recall")))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m vlm.eval.hallucination", description=__doc__)
+    parser.add_argument("before", type=Path)
+    parser.add_argument("after", type=Path)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--n", type=int, default=100)
+    parser.add_argument("--size", type=int, default=256)
+    args = parser.parse_args(argv)
+    print(table(compare(args.before, args.after, args.out, args.n, args.size)))
+
+
+if __name__ == "__main__":
+    main()
