@@ -102,10 +102,11 @@ def save_folder(model, processor: VLMProcessor, out: Path) -> Path:
 
 
 class no_zero_init:
-    """Load a plain (unpartitioned) copy even while a ZeRO-3 run has zero.Init enabled."""
+    """Load a plain (unpartitioned) copy even while a ZeRO-3 run has zero.Init enabled. Without an
+    accelerator it always applies (saving and restoring transformers' reference is harmless)."""
 
-    def __init__(self, accelerator: Accelerator):
-        self.active = accelerator.distributed_type == DistributedType.DEEPSPEED
+    def __init__(self, accelerator: Accelerator | None = None):
+        self.active = accelerator is None or accelerator.distributed_type == DistributedType.DEEPSPEED
 
     def __enter__(self):
         if self.active:

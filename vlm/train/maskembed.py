@@ -16,7 +16,6 @@ loop's optimizer and tables: ``vision`` = the student, ``projector`` = the decod
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from torch import nn
 from transformers import AutoImageProcessor, AutoModel, PreTrainedModel
 
 from vlm.data.maskembed import MaskedImages
+from vlm.train.engine import no_zero_init
 from vlm.train.stages import STAGES, Stage
 
 
@@ -83,17 +83,6 @@ class MaskEmbedModel(nn.Module):
         return self.projector(mask_tokens(tokens, masks))
 
 
-@contextmanager
-def _unpartitioned():
-    from transformers.integrations import deepspeed as hf_ds
-
-    saved, hf_ds._hf_deepspeed_config_weak_ref = hf_ds._hf_deepspeed_config_weak_ref, None
-    try:
-        yield
-    finally:
-        hf_ds._hf_deepspeed_config_weak_ref = saved
-
-
 @STAGES.register("maskembed")
 class MaskEmbedStage(Stage):
     """Starts from an encoder folder (not a VLM); ``train.vision`` must be ``full`` (the decoder always trains)."""
@@ -116,7 +105,7 @@ class MaskEmbedStage(Stage):
 
     def prepare(self, encoder: PreTrainedModel) -> MaskEmbedModel:
         if self._training_from is not None:
-            with _unpartitioned():
+            with no_zero_init():
                 self.teacher = AutoModel.from_pretrained(self._training_from)
             self.teacher.requires_grad_(False).eval()
         self._training_from = None

@@ -28,6 +28,7 @@ from vlm.data.preference import PreferenceCollator, PreferenceDataset, open_pref
 from vlm.data.tokenize import IGNORE_INDEX
 from vlm.modeling import VLMForConditionalGeneration
 from vlm.processing import VLMProcessor
+from vlm.train.engine import no_zero_init
 from vlm.train.stages import STAGES, Stage
 from vlm.train.trainable import apply_train_modes
 
@@ -65,18 +66,6 @@ def adapters_disabled(model: nn.Module):
             layer.enable_adapters(True)
 
 
-@contextmanager
-def _unpartitioned():
-    """Load a plain copy even while a ZeRO-3 run partitions `from_pretrained` loads."""
-    from transformers.integrations import deepspeed as hf_ds
-
-    saved, hf_ds._hf_deepspeed_config_weak_ref = hf_ds._hf_deepspeed_config_weak_ref, None
-    try:
-        yield
-    finally:
-        hf_ds._hf_deepspeed_config_weak_ref = saved
-
-
 @STAGES.register("dpo")
 class DPOStage(Stage):
     """DPO on preference pairs (``data.tasks=[pref]`` / ``[povid]`` or a JSON file); see the module doc."""
@@ -98,7 +87,7 @@ class DPOStage(Stage):
 
     def prepare(self, model: VLMForConditionalGeneration) -> nn.Module:
         if self._training_from is not None and self.config.dpo.reference == "copy":
-            with _unpartitioned():
+            with no_zero_init():
                 self.reference = VLMForConditionalGeneration.from_pretrained(self._training_from)
             self.reference.requires_grad_(False).eval()
         self._training_from = None
