@@ -30,7 +30,7 @@ DEFAULT = Recipe(
             name="pretrain",
             train={"vision": "from:3", "projector": "full", "llm": "full"},
             data=DataConfig(tasks=["caption", "vqa"], n_images=2500, image_size=256, max_length=96),
-            optim=OptimConfig(lr=1e-3),
+            optim=OptimConfig(lr=1e-3, lr_vision=5e-5),  # at the LLM's rate the encoder forgets colour
             batch_size=16, group_by_length=False,
         ),
         StageConfig(

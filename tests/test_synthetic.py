@@ -1,5 +1,6 @@
 import io
 import json
+import random
 import re
 
 import pytest
@@ -15,7 +16,7 @@ from vlm.data.synthetic import (
     scene_seed,
     write_dataset,
 )
-from vlm.data.synthetic_tasks import popular_objects, relation
+from vlm.data.synthetic_tasks import popular_objects, relation, vqa_questions
 
 N = 60
 
@@ -97,41 +98,42 @@ def test_examples_are_chat_format(world):
     assert [m["role"] for m in ex.messages] == ["user", "assistant"] * (len(ex.messages) // 2)
 
 
+def check_answer(scene, kind: str, q: str, a: str) -> None:
+    """``a`` is the right reply to question ``q`` (of type ``kind``) about ``scene``."""
+    names = {o.name for o in scene.objects}
+    q = q.removeprefix("<image>\n")
+    if kind == "count":
+        assert a == str(len(scene.objects))
+    elif kind == "existence":
+        colour, shape = q.split("Is there ")[1].split("?")[0].split()[-2:]
+        assert (f"{colour} {shape}" in names) == (a == "yes")
+    elif kind == "spatial":
+        first, second = re.match(r"Where is the (.+) relative to the (.+)\?", q).groups()
+        oa = next(o for o in scene.objects if o.name == first)
+        ob = next(o for o in scene.objects if o.name == second)
+        dx, dy = oa.centre[0] - ob.centre[0], oa.centre[1] - ob.centre[1]
+        expected = ("left" if dx < 0 else "right") if abs(dx) >= abs(dy) else ("above" if dy < 0 else "below")
+        assert a == expected == relation(oa, ob)
+    elif kind == "small":
+        tiny = [o for o in scene.objects if o.size == "tiny"]
+        assert a in (tiny[0].colour, tiny[0].shape)
+    elif kind == "colour":
+        shape = q.split("the ")[1].split("?")[0]
+        assert [o.colour for o in scene.objects if o.shape == shape] == [a]
+    elif kind == "shape":
+        colour = q.split("the ")[1].split(" object")[0]
+        assert [o.shape for o in scene.objects if o.colour == colour] == [a]
+    assert len(a.split()) == 1
+
+
 def test_vqa_answers_match_scene(world):
     types = set()
     for i in range(N):
-        scene = world.scene(i)
-        names = {o.name for o in scene.objects}
         for rec in world.records(i, "vqa"):
             types.add(rec["type"])
             q, a = rec["conversations"][0]["value"], answer(rec)
             assert q.startswith("<image>\n") and a == rec["answer"]
-            if rec["type"] == "count":
-                assert a == str(len(scene.objects))
-            elif rec["type"] == "existence":
-                colour, shape = q.split("Is there ")[1].split("?")[0].split()[-2:]
-                assert (f"{colour} {shape}" in names) == (a == "yes")
-            elif rec["type"] == "spatial":
-                first, second = re.match(r"<image>\nWhere is the (.+) relative to the (.+)\?", q).groups()
-                oa = next(o for o in scene.objects if o.name == first)
-                ob = next(o for o in scene.objects if o.name == second)
-                dx, dy = oa.centre[0] - ob.centre[0], oa.centre[1] - ob.centre[1]
-                expected = (
-                    ("left" if dx < 0 else "right")
-                    if abs(dx) >= abs(dy)
-                    else ("above" if dy < 0 else "below")
-                )
-                assert a == expected == relation(oa, ob)
-            elif rec["type"] == "small":
-                tiny = [o for o in scene.objects if o.size == "tiny"]
-                assert a in (tiny[0].colour, tiny[0].shape)
-            elif rec["type"] == "colour":
-                shape = q.split("the ")[1].split("?")[0]
-                assert [o.colour for o in scene.objects if o.shape == shape] == [a]
-            elif rec["type"] == "shape":
-                colour = q.split("the ")[1].split(" object")[0]
-                assert [o.shape for o in scene.objects if o.colour == colour] == [a]
-            assert len(a.split()) == 1
+            check_answer(world.scene(i), rec["type"], q, a)
     assert types == {"colour", "shape", "count", "existence", "spatial", "small"}
 
 
@@ -142,6 +144,20 @@ def test_instruct_is_multi_turn(world):
         assert 4 <= len(turns) <= 6 and len(rec["types"]) == len(turns) // 2
         assert [t["from"] for t in turns] == ["human", "gpt"] * (len(turns) // 2)
         assert sum("<image>" in t["value"] for t in turns) == 1
+
+
+def test_dialog_asks_every_question_once(world):
+    for i in range(N):
+        (rec,) = world.records(i, "dialog")
+        turns, scene = rec["conversations"], world.scene(i)
+        expected = sorted(
+            q["type"] for q in vqa_questions(scene, random.Random(0))
+        )  # types do not depend on rng
+        assert sorted(rec["types"]) == expected and len(set(rec["types"])) == len(expected)
+        assert [t["from"] for t in turns] == ["human", "gpt"] * len(expected)
+        assert turns[0]["value"].startswith("<image>\n") and sum("<image>" in t["value"] for t in turns) == 1
+        for kind, asked, reply in zip(rec["types"], turns[::2], turns[1::2], strict=True):
+            check_answer(scene, kind, asked["value"], reply["value"])
 
 
 def test_grounding_boxes_match_scene(world):

@@ -46,7 +46,7 @@ from vlm.templates import CHAT_TEMPLATES
 from vlm.tiny_pretrain import pretrain_patch_labels
 
 # Bump whenever a factory's output changes, so stale cached folders are not reused.
-FACTORY_VERSION = 2
+FACTORY_VERSION = 3
 SEED = 0
 VOCAB_SIZE = 1536
 
@@ -83,6 +83,7 @@ COLOURS = "red green blue yellow purple orange white black gray pink brown cyan"
 SHAPES = "circle square triangle star diamond hexagon cross ellipse oval".split()
 SIZES = "small large tiny big medium".split()
 RELATIONS = ["to the left of", "to the right of", "above", "below", "next to"]
+DIRECTIONS = ["left", "right", "above", "below"]
 NUMBER_WORDS = "zero one two three four five six seven eight nine ten".split()
 PLACES = ["top left", "top right", "bottom left", "bottom right", "center", "middle", "top", "bottom"]
 FILLER = (
@@ -145,6 +146,9 @@ def _sentences(rng: random.Random) -> Iterator[str]:
     yield f"Which shape is at {_box(rng)}? The {thing}."
     yield f"Count the {colour} shapes. {count}"
     yield " ".join(rng.choices(FILLER, k=12)) + "."
+    # one-word replies start a turn with no leading space: real tokenizers hold those forms whole too
+    yield from (colour, shape, size, count, rng.choice(["yes", "no", "Yes", "No"]), rng.choice(DIRECTIONS))
+    yield "Answer with one word. Answer yes or no. Answer with a number. Answer left, right, above or below."
 
 
 def corpus(rounds: int = 400, seed: int = SEED) -> list[str]:

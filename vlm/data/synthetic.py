@@ -40,7 +40,7 @@ PAIRS = [(c, s) for c in COLOURS for s in SHAPES]
 _PAIR_WEIGHTS = [
     (len(COLOURS) + 2 - i) * (len(SHAPES) + 2 - j) for i in range(len(COLOURS)) for j in range(len(SHAPES))
 ]
-TASKS = ("caption", "vqa", "instruct", "ground", "pope", "pref")
+TASKS = ("caption", "vqa", "instruct", "dialog", "ground", "pope", "pref")
 
 
 @dataclass(frozen=True)

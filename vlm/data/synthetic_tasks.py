@@ -123,6 +123,15 @@ def instruct(scene: Scene, rng: random.Random, uid: str, path: str) -> list[dict
     return [record(uid, path, turns, type="multi", types=[q["type"] for q in picked])]
 
 
+def dialog(scene: Scene, rng: random.Random, uid: str, path: str) -> list[dict]:
+    """Every question of `vqa_questions` about one image, in random order, as one conversation:
+    one image encoding then serves every answer (LLaVA's instruction data is multi-turn likewise)."""
+    qs = vqa_questions(scene, rng)
+    rng.shuffle(qs)
+    turns = [(q["question"], q["answer"]) for q in qs]
+    return [record(uid, path, turns, type="multi", types=[q["type"] for q in qs])]
+
+
 def box_text(box: tuple[float, ...]) -> str:
     return "[" + ", ".join(f"{v:.2f}" for v in box) + "]"
 
@@ -224,6 +233,7 @@ EMITTERS: dict[str, Emitter] = {
     "caption": caption,
     "vqa": vqa,
     "instruct": instruct,
+    "dialog": dialog,
     "ground": ground,
     "pope": pope,
     "pref": pref,
