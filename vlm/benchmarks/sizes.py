@@ -37,37 +37,18 @@ class Size:
     llm: dict | None = None  # LlamaConfig fields; None: tiny-llama
 
 
+_VIT = dict(patch_size=16)
 SIZES = {
     "tiny": Size("tiny"),
     "20M": Size(
-        "20M",
-        112,
-        8,
-        dict(
-            hidden_size=192, intermediate_size=768, num_hidden_layers=4, num_attention_heads=3, patch_size=16
-        ),
-        dict(
-            hidden_size=256,
-            intermediate_size=704,
-            num_hidden_layers=6,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-        ),
+        "20M", image_size=112, batch_size=8,
+        vision=dict(_VIT, hidden_size=192, intermediate_size=768, num_hidden_layers=4, num_attention_heads=3),
+        llm=dict(hidden_size=256, intermediate_size=704, num_hidden_layers=6, num_attention_heads=4, num_key_value_heads=2),
     ),
     "100M": Size(
-        "100M",
-        224,
-        4,
-        dict(
-            hidden_size=384, intermediate_size=1536, num_hidden_layers=6, num_attention_heads=6, patch_size=16
-        ),
-        dict(
-            hidden_size=640,
-            intermediate_size=1728,
-            num_hidden_layers=10,
-            num_attention_heads=10,
-            num_key_value_heads=5,
-        ),
+        "100M", image_size=224, batch_size=4,
+        vision=dict(_VIT, hidden_size=384, intermediate_size=1536, num_hidden_layers=6, num_attention_heads=6),
+        llm=dict(hidden_size=640, intermediate_size=1728, num_hidden_layers=10, num_attention_heads=10, num_key_value_heads=5),
     ),
 }
 VOCAB = 32000

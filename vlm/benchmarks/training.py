@@ -17,7 +17,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 
 import psutil
 import torch
@@ -38,10 +38,8 @@ def realistic_samples(processor, n: int, image_size: int) -> list[dict]:
 
 def _peak_rss_delta(step: Callable[[], None]) -> tuple[float, int]:
     """Run ``step``; its wall time and the peak resident-memory growth while it ran (sampled)."""
-    try:
+    with suppress(OSError):  # no glibc: nothing to trim
         ctypes.CDLL("libc.so.6").malloc_trim(0)  # hand freed memory back so the baseline is honest
-    except OSError:
-        pass
     proc, peak, done = psutil.Process(), [0], threading.Event()
     base = proc.memory_info().rss
 
