@@ -45,10 +45,12 @@ DEFAULT = Recipe(
 )
 
 _DATA = "data/llava"  # see data/README.md
+# the laion ConvNeXt-L CLIP in open_clip's hub layout, read by open_clip (its timm trunk + ConvLLaVA's fifth stage)
+PAPER_VISION = "open_clip:hf-hub:laion/CLIP-convnext_large_d_320.laion2B-s29B-b131K-ft-soup"
 PAPER = Recipe(
     name="llava_convnext",
     model=BuildSpec(
-        vision="laion/CLIP-convnext_large_d_320.laion2B-s29B-b131K-ft-soup", projector="mlp2x_gelu",
+        vision=PAPER_VISION, projector="mlp2x_gelu",
         llm="lmsys/vicuna-7b-v1.5", template="vicuna_v1", image_size=768, vision_feature_layer=-1,
         vision_overrides={"stage5_depth": 6, "stage5_hidden_size": 3072}, dtype="bfloat16",
     ),

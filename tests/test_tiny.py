@@ -57,14 +57,19 @@ def test_cache_root(monkeypatch, tmp_path):
     assert tiny.cache_root() == Path.home() / ".cache" / "vlm"
 
 
+# open_clip's hub layout (as laion/* repos ship it) rather than transformers'
+FILES = {key: ("open_clip_config.json", "open_clip_model.safetensors") for key in ("tiny-open_clip-vit", "tiny-open_clip-convnext")}
+
+
 @pytest.mark.parametrize("key", sorted(set(TINY_BACKBONES.keys()) - set(SELF_TRAINED)))
 def test_tiny_path_builds_once(cache, key):
     path = tiny_path(key)
+    config, weights = FILES.get(key, ("config.json", "model.safetensors"))
     assert path == cache / "tiny" / f"{key}-v{FACTORY_VERSION}"
-    assert (path / "config.json").is_file() and (path / "model.safetensors").is_file()
-    stamp = (path / "model.safetensors").stat().st_mtime_ns
+    assert (path / config).is_file() and (path / weights).is_file()
+    stamp = (path / weights).stat().st_mtime_ns
     assert tiny_path(key) == path
-    assert (path / "model.safetensors").stat().st_mtime_ns == stamp
+    assert (path / weights).stat().st_mtime_ns == stamp
     assert [p.name for p in path.parent.iterdir() if p.name.startswith(".")] == []  # no temp dirs left
 
 

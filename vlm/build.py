@@ -2,29 +2,38 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
+from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from vlm.config import VLMConfig
+from vlm.highres import HIGH_RES
 from vlm.hub import resolve_part
-from vlm.layout import tokens_per_image
-from vlm.modeling import VLMForConditionalGeneration
+from vlm.layout import image_layout, tokens_per_image
+from vlm.modeling import VLMForConditionalGeneration, new_projector
 from vlm.processing import AspectMode, VLMProcessor, add_image_token, image_processor_from
 from vlm.projectors import PROJECTORS
 from vlm.templates import CHAT_TEMPLATES, IMAGE_TOKEN
 from vlm.vision import encoder_class
 from vlm.vision.fused import fused_vision_config
-from vlm.vision.hf import load_vision_config
+from vlm.vision.sources import vision_source
 
 
 @dataclass
 class BuildSpec:
-    """What to assemble. ``vision`` and ``llm`` are registry keys, local folders or hub ids.
+    """What to assemble. ``vision`` and ``llm`` are registry keys, local folders or hub ids; ``vision``
+    may also be ``open_clip:…`` or ``timm:…`` (`vlm.vision.sources` lists the forms).
 
     ``vision_overrides`` are set on the loaded vision config before the encoder is built, e.g.
     ``{"stage5_depth": 6, "stage5_hidden_size": 3072}`` for ConvLLaVA's fifth ConvNeXt stage.
+    ``s2_scales`` runs the encoder at several image sizes (S², `vlm.vision.s2`), e.g. ``[336, 672, 1008]``;
+    the first is the encoder's tile size, the processor then delivers the last.
+    ``high_res`` (`vlm.highres`): ``"anyres"`` tiles like LLaVA-NeXT over ``image_grid_pinpoints``
+    ((height, width) in multiples of the image size; LLaVA-NeXT's scaled when omitted), ``"tiles"``
+    like NVLM-D into at most ``max_tiles`` tiles with text tile tags.
     """
 
     vision: str = "tiny-clip"
@@ -38,14 +47,19 @@ class BuildSpec:
     dtype: str = "float32"
     seed: int = 0
     vision_overrides: dict[str, int | float | str] = field(default_factory=dict)
+    s2_scales: list[int] | None = None
+    high_res: str = "none"
+    image_grid_pinpoints: list[list[int]] | None = None
+    max_tiles: int = 6
 
 
 def build(spec: BuildSpec) -> tuple[VLMForConditionalGeneration, VLMProcessor]:
     dtype = getattr(torch, spec.dtype)
     # "a+b" fuses encoders (channel concat on a shared grid); each member resolves like a single vision
-    vision_dirs = [str(resolve_part(v)) for v in spec.vision.split("+")]
-    vision_dir, llm_dir = "+".join(vision_dirs), str(resolve_part(spec.llm))
+    sources = [vision_source(v) for v in spec.vision.split("+")]
+    vision_weights, llm_dir = "+".join(s.weights or "" for s in sources), str(resolve_part(spec.llm))
     PROJECTORS.get(spec.projector)  # fail on an unknown key before loading anything large
+    HIGH_RES.get(spec.high_res)
     torch.manual_seed(spec.seed)  # new token rows (resize_token_embeddings) and the projector are random
 
     tokenizer = AutoTokenizer.from_pretrained(llm_dir)
@@ -57,7 +71,7 @@ def build(spec: BuildSpec) -> tuple[VLMForConditionalGeneration, VLMProcessor]:
     if image_token_id >= lm.get_input_embeddings().num_embeddings:
         lm.resize_token_embeddings(len(tokenizer))
 
-    vision_config = load_vision_config(vision_dir) if len(vision_dirs) == 1 else fused_vision_config(vision_dirs)
+    vision_config = sources[0].config if len(sources) == 1 else fused_vision_config(sources)
     for key, value in spec.vision_overrides.items():
         setattr(vision_config, key, value)
     config = VLMConfig(
@@ -67,32 +81,39 @@ def build(spec: BuildSpec) -> tuple[VLMForConditionalGeneration, VLMProcessor]:
         vision_feature_layer=spec.vision_feature_layer,
         vision_feature_select_strategy=spec.vision_feature_select_strategy,
         image_size=spec.image_size,
+        s2_scales=spec.s2_scales,
+        high_res=spec.high_res,
+        image_grid_pinpoints=spec.image_grid_pinpoints,
+        max_tiles=spec.max_tiles,
         image_token=IMAGE_TOKEN,
         image_token_id=image_token_id,
         dtype=dtype,
     )
     config.image_seq_length = tokens_per_image(config)
+    layout = image_layout(config)  # checks the high_res settings against the parts
 
     # Build the shell on the meta device, then put the loaded parts in: no second copy of the LLM.
     with torch.device("meta"):
         model = VLMForConditionalGeneration(config)
     model.language_model = lm
-    model.vision_tower = encoder_class(config)(config, pretrained=vision_dir).to(dtype)
+    model.vision_tower = encoder_class(config)(config, pretrained=vision_weights or None).to(dtype)
     torch.manual_seed(spec.seed)
-    projector = PROJECTORS.get(spec.projector)
-    in_dim = encoder_class(config).out_channels(config)
-    model.projector = projector(in_dim, lm.config.hidden_size, bias=config.projector_bias).to(dtype)
+    model.projector = new_projector(config).to(dtype)
+    if hasattr(model, "image_newline"):  # anyres' row-end embedding, initialised as LlavaNext does
+        width = lm.config.hidden_size
+        model.image_newline = nn.Parameter(torch.randn(width, dtype=dtype) / math.sqrt(width))
     model.generation_config = lm.generation_config
     model.generation_config.pad_token_id = tokenizer.pad_token_id
 
-    image_processor = image_processor_from(vision_dirs[0], config.image_size, spec.aspect)
-    if len(vision_dirs) > 1:  # the fused encoder normalises per member; hand it [0, 1] pixels
+    image_processor = image_processor_from(sources[0].normalisation, config.image_size, spec.aspect, layout)
+    if len(sources) > 1:  # the fused encoder normalises per member; hand it [0, 1] pixels
         image_processor.image_mean, image_processor.image_std = [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]
     processor = VLMProcessor(
         image_processor,
         tokenizer,
         chat_template=chat_template,
         image_seq_length=config.image_seq_length,
+        image_layout=layout.to_dict(),
     )
     return model, processor
 

@@ -37,6 +37,10 @@ def _build_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--image-size", type=int, help="input resolution (default: the encoder's)")
     p.add_argument("--aspect", choices=["pad", "resize", "crop"], default="pad")
+    p.add_argument(
+        "--high-res", default="none", help="none | anyres (LLaVA-NeXT tiles) | tiles (NVLM-D tiles with tags)"
+    )
+    p.add_argument("--max-tiles", type=int, default=6, help="most tiles per image for --high-res tiles")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--seed", type=int, default=0)
 
@@ -54,6 +58,8 @@ def _build(a: argparse.Namespace) -> int:
         vision_feature_select_strategy=a.select_strategy,
         image_size=a.image_size,
         aspect=a.aspect,
+        high_res=a.high_res,
+        max_tiles=a.max_tiles,
         dtype=a.dtype,
         seed=a.seed,
     )
@@ -86,16 +92,16 @@ def _export_args(p: argparse.ArgumentParser) -> None:
 def _export(a: argparse.Namespace) -> int:
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from vlm.export import NotExportableError, export_llava
+    from vlm.export import NotExportableError, export_hf
 
     model = AutoModelForImageTextToText.from_pretrained(a.path)
     processor = AutoProcessor.from_pretrained(a.path)
-    try:
-        out = export_llava(model, processor, a.out)
+    try:  # Llava, or LlavaNext for anyres models: whichever the parts fit
+        out, target = export_hf(model, processor, a.out)
     except NotExportableError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"wrote {out}: loads with transformers.LlavaForConditionalGeneration.from_pretrained")
+    print(f"wrote {out}: loads with transformers.{target}.from_pretrained")
     return 0
 
 

@@ -1,14 +1,24 @@
-"""Export to the native transformers `LlavaForConditionalGeneration` format, when the parts allow it."""
+"""Export to the native transformers `LlavaForConditionalGeneration` format, or for anyres models
+`LlavaNextForConditionalGeneration`, when the parts allow it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from transformers import LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
+from transformers import (
+    LlavaConfig,
+    LlavaForConditionalGeneration,
+    LlavaNextConfig,
+    LlavaNextForConditionalGeneration,
+    LlavaNextProcessor,
+    LlavaProcessor,
+)
 
 from vlm.modeling import VLMForConditionalGeneration
 from vlm.processing import VLMProcessor
+from vlm.registry import Registry
 from vlm.vision import encoder_class
 
 LLAVA_VISION_TYPES = ("clip_vision_model", "siglip_vision_model")
@@ -28,6 +38,17 @@ class NotExportableError(ValueError):
 
 def llava_blockers(model: VLMForConditionalGeneration) -> list[str]:
     """Every reason the model can't be written as `LlavaForConditionalGeneration` (empty when it can)."""
+    reasons = _parts_blockers(model)
+    if model.config.high_res != "none":
+        reasons.append(
+            f"high_res={model.config.high_res!r} turns an image into several tiles; Llava takes one image "
+            "(anyres exports as LlavaNext)"
+        )
+    return reasons
+
+
+def _parts_blockers(model: VLMForConditionalGeneration) -> list[str]:
+    """Reasons the encoder, projector or LLM have no place in the Llava family (Llava, LlavaNext)."""
     config, reasons = model.config, []
     if config.vision_config.model_type not in LLAVA_VISION_TYPES:
         reasons.append(
@@ -37,6 +58,11 @@ def llava_blockers(model: VLMForConditionalGeneration) -> list[str]:
     if config.projector_type not in LLAVA_PROJECTORS:
         reasons.append(
             f"projector {config.projector_type!r} has no Llava equivalent (Llava has {', '.join(LLAVA_PROJECTORS)})"
+        )
+    if config.s2_scales:
+        reasons.append(
+            f"S2 multi-scale features (s2_scales={config.s2_scales}) have no Llava equivalent: Llava runs "
+            "its vision tower once, at one resolution"
         )
     text = config.text_config
     for name in _LOGIT_POSTPROCESSING:
@@ -53,10 +79,68 @@ def llava_blockers(model: VLMForConditionalGeneration) -> list[str]:
     return reasons
 
 
+def llava_next_blockers(model: VLMForConditionalGeneration) -> list[str]:
+    """Every reason the model can't be written as `LlavaNextForConditionalGeneration` (empty when it can)."""
+    config = model.config
+    reasons = _parts_blockers(model)
+    if config.high_res != "anyres":
+        reasons.append(f"high_res={config.high_res!r}: LlavaNext tiles images the anyres way only")
+    if config.image_size != getattr(config.vision_config, "image_size", None):
+        reasons.append(
+            f"image_size={config.image_size} differs from the vision tower's {config.vision_config.image_size}, "
+            "which LlavaNext takes as its tile size"
+        )
+    return reasons
+
+
 def export_llava(model: VLMForConditionalGeneration, processor: VLMProcessor, out: str | Path) -> Path:
     """Write ``out`` so plain transformers loads it with `LlavaForConditionalGeneration`/`AutoProcessor`."""
     if reasons := llava_blockers(model):
         raise NotExportableError("cannot export to llava-hf: " + "; ".join(reasons))
+    return _write(model, processor, out, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor)
+
+
+def export_llava_next(model: VLMForConditionalGeneration, processor: VLMProcessor, out: str | Path) -> Path:
+    """Write ``out`` so plain transformers loads it with `LlavaNextForConditionalGeneration`/`AutoProcessor`."""
+    if reasons := llava_next_blockers(model):
+        raise NotExportableError("cannot export to llava-hf (LlavaNext): " + "; ".join(reasons))
+    pinpoints = [list(p) for p in model.config.image_grid_pinpoints]
+    return _write(
+        model, processor, out, LlavaNextConfig, LlavaNextForConditionalGeneration, LlavaNextProcessor,
+        image_grid_pinpoints=pinpoints,
+    )
+
+
+# The transformers classes we export to, tried in order; the first the model's parts fit is used.
+HF_TARGETS: Registry[tuple[Callable, Callable]] = Registry("export target")
+HF_TARGETS.register("LlavaForConditionalGeneration", (llava_blockers, export_llava))
+HF_TARGETS.register("LlavaNextForConditionalGeneration", (llava_next_blockers, export_llava_next))
+
+
+def export_hf(model: VLMForConditionalGeneration, processor: VLMProcessor, out: str | Path) -> tuple[Path, str]:
+    """Export to whichever transformers class fits the parts; returns the folder and the class name.
+    Raises `NotExportableError` listing, for every target, why the model is not representable."""
+    why: dict[str, list[str]] = {}
+    for name in HF_TARGETS:
+        blockers, export = HF_TARGETS.get(name)
+        why[name] = blockers(model)
+        if not why[name]:
+            return export(model, processor, out), name
+    raise NotExportableError(
+        "cannot export to llava-hf, the model stays in the vlm format: "
+        + " | ".join(f"as {name}: {'; '.join(reasons)}" for name, reasons in why.items())
+    )
+
+
+def _write(
+    model: VLMForConditionalGeneration,
+    processor: VLMProcessor,
+    out: str | Path,
+    config_class: type,
+    model_class: type,
+    processor_class: type,
+    **target_config,
+) -> Path:
     config = model.config
     prefix_tokens = encoder_class(config).num_prefix_tokens(config)
     # Llava's "default" always drops exactly one token; ours drops the family's prefix (none for SigLIP).
@@ -66,7 +150,7 @@ def export_llava(model: VLMForConditionalGeneration, processor: VLMProcessor, ou
     if config.vision_feature_select_strategy == "default" and prefix_tokens not in (0, 1):
         raise NotExportableError(f"cannot export to llava-hf: the encoder has {prefix_tokens} prefix tokens")
     linear = config.projector_type == "linear"
-    llava_config = LlavaConfig(
+    hf_config = config_class(
         vision_config=config.vision_config.to_dict(),
         text_config=config.text_config.to_dict(),
         image_token_index=config.image_token_id,
@@ -75,17 +159,20 @@ def export_llava(model: VLMForConditionalGeneration, processor: VLMProcessor, ou
         vision_feature_select_strategy=strategy,
         vision_feature_layer=config.vision_feature_layer,
         multimodal_projector_bias=config.projector_bias,
+        # a tied LM's head is saved once, as its embedding; LlavaNext (unlike Llava) doesn't read this from text_config
+        tie_word_embeddings=bool(getattr(config.text_config, "tie_word_embeddings", False)),
         dtype=config.dtype,
+        **target_config,
     )
     with torch.device("meta"):
-        llava = LlavaForConditionalGeneration(llava_config)
-    llava.load_state_dict(_llava_state_dict(model, linear), strict=True, assign=True)
-    llava.generation_config = model.generation_config
+        hf_model = model_class(hf_config)
+    hf_model.load_state_dict(_llava_state_dict(model, linear), strict=True, assign=True)
+    hf_model.generation_config = model.generation_config
     out = Path(out)
-    llava.save_pretrained(out)
+    hf_model.save_pretrained(out)
 
     vision = config.vision_config
-    LlavaProcessor(
+    processor_class(
         image_processor=processor.image_processor,
         tokenizer=processor.tokenizer,
         patch_size=vision.patch_size,
@@ -115,4 +202,6 @@ def _llava_state_dict(model: VLMForConditionalGeneration, linear: bool) -> dict[
         if name.startswith(base):
             state[f"model.language_model.{name[len(base) :]}"] = tensor
     state["lm_head.weight"] = lm.get_output_embeddings().weight
+    if getattr(model, "image_newline", None) is not None:
+        state["model.image_newline"] = model.image_newline
     return {k: v.detach() for k, v in state.items()}

@@ -1,25 +1,52 @@
 """The assembled VLM: vision encoder -> projector -> any causal LM, as a transformers model.
 
-Each `<image>` marker in the text has been expanded by the processor into
-`config.image_seq_length` placeholder tokens; the projected image features are written into
+Each `<image>` marker in the text has been expanded by the processor into the placeholder tokens
+`vlm.layout.ImageLayout.num_tokens` gives for that image (`config.image_seq_length` per base-size
+image; per image size for ``high_res`` anyres/tiles); the projected image features are written into
 exactly those positions before the language model runs.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, GenerationMixin, PreTrainedModel
+from transformers import initialization as init
 from transformers.cache_utils import Cache
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from vlm.config import VLMConfig
-from vlm.projectors import PROJECTORS
+from vlm.layout import image_layout, token_grid
+from vlm.projectors import PROJECTORS, Projector
 from vlm.vision import encoder_class
+
+
+def new_projector(config: VLMConfig) -> Projector:
+    """A freshly initialised projector from the encoder's width (on its token grid) to the LLM's."""
+    return PROJECTORS.get(config.projector_type)(
+        encoder_class(config).out_channels(config),
+        config.text_config.hidden_size,
+        bias=config.projector_bias,
+        grid=token_grid(config),
+    )
 
 
 class ImageTokenMismatchError(ValueError):
     """The number of image placeholder tokens does not match the images given."""
+
+
+def _count_mismatch(n_placeholders: int, expected: list[int], sized: bool) -> str:
+    if not sized and expected:
+        per = expected[0]
+        need = f"i.e. {n_placeholders / per:g} <image> markers at {per} tokens each, but {len(expected)} images were given"
+    else:
+        need = f"but the {len(expected)} images given need {sum(expected)} ({', '.join(map(str, expected))} by their sizes)"
+    return (
+        f"The text holds {n_placeholders} image placeholder tokens, {need}. Build inputs with the model's "
+        "processor, which expands each <image> marker to the right count."
+    )
 
 
 class VLMPreTrainedModel(PreTrainedModel):
@@ -34,7 +61,9 @@ class VLMPreTrainedModel(PreTrainedModel):
     _supports_attention_backend = True
 
     def _init_weights(self, module: nn.Module) -> None:
-        # Sub-models initialise themselves; only our own projector layers are set here.
+        # Sub-models initialise themselves; only our own projector layers (and anyres' newline) are set here.
+        if module is self and getattr(self, "image_newline", None) is not None:
+            init.normal_(self.image_newline, mean=0.0, std=1 / math.sqrt(self.config.text_config.hidden_size))
         if isinstance(module, nn.Linear) and any(module is m for m in self._projector_modules()):
             std = getattr(self.config.text_config, "initializer_range", 0.02)
             nn.init.normal_(module.weight, mean=0.0, std=std)
@@ -51,11 +80,10 @@ class VLMForConditionalGeneration(VLMPreTrainedModel, GenerationMixin):
 
     def __init__(self, config: VLMConfig):
         super().__init__(config)
-        encoder = encoder_class(config)
-        self.vision_tower = encoder(config)
-        self.projector = PROJECTORS.get(config.projector_type)(
-            encoder.out_channels(config), config.text_config.hidden_size, bias=config.projector_bias
-        )
+        self.vision_tower = encoder_class(config)(config)
+        self.projector = new_projector(config)
+        if image_layout(config).strategy.uses_newline:  # anyres: a learned embedding ends every row of tiles
+            self.image_newline = nn.Parameter(torch.empty(config.text_config.hidden_size))
         self.language_model = AutoModelForCausalLM.from_config(config.text_config)
         self.post_init()
 
@@ -76,25 +104,44 @@ class VLMForConditionalGeneration(VLMPreTrainedModel, GenerationMixin):
         dtype = next(self.vision_tower.parameters()).dtype
         return self.projector(self.vision_tower(pixel_values.to(dtype)))
 
+    def image_features(
+        self, pixel_values: torch.Tensor, image_sizes: torch.Tensor | None = None
+    ) -> list[torch.Tensor]:
+        """Each image's tokens ``(n_i, d_llm)`` in placeholder order: its base-size tiles encoded and
+        projected together, then assembled by the ``high_res`` strategy (`vlm.highres`)."""
+        layout = image_layout(self.config)
+        sizes = layout.sizes(image_sizes, pixel_values.shape[0])
+        tiles = self.get_image_features(layout.stack_tiles(pixel_values, sizes))
+        if tiles.shape[1] != layout.tile_tokens:
+            raise ImageTokenMismatchError(
+                f"The encoder and projector produce {tiles.shape[1]} tokens per image but the config says "
+                f"image_seq_length={layout.tile_tokens}; the config does not describe these parts."
+            )
+        newline = getattr(self, "image_newline", None)
+        per_image = tiles.split([layout.tile_count(size) for size in sizes])
+        return [layout.strategy.assemble(t, size, newline) for t, size in zip(per_image, sizes, strict=True)]
+
     def _scatter_image_features(
-        self, input_ids: torch.Tensor, inputs_embeds: torch.Tensor, pixel_values: torch.Tensor
+        self,
+        input_ids: torch.Tensor,
+        inputs_embeds: torch.Tensor,
+        pixel_values: torch.Tensor,
+        image_sizes: torch.Tensor | None = None,
     ) -> torch.Tensor:
         mask = input_ids == self.config.image_token_id
         n_placeholders = int(mask.sum())
-        n_images, per_image = pixel_values.shape[0], self.config.image_seq_length
-        if n_placeholders != n_images * per_image:
-            raise ImageTokenMismatchError(
-                f"The text holds {n_placeholders} image placeholder tokens, i.e. {n_placeholders / per_image:g} "
-                f"<image> markers at {per_image} tokens each, but {n_images} images were given. Build inputs with "
-                "the model's processor, which expands each <image> marker to the right count."
-            )
-        features = self.get_image_features(pixel_values)
-        if features.shape[1] != per_image:
-            raise ImageTokenMismatchError(
-                f"The encoder and projector produce {features.shape[1]} tokens per image but the config says "
-                f"image_seq_length={per_image}; the config does not describe these parts."
-            )
-        features = features.to(inputs_embeds.device, inputs_embeds.dtype)
+        layout = image_layout(self.config)
+        expected = [layout.num_tokens(size) for size in layout.sizes(image_sizes, pixel_values.shape[0])]
+        if n_placeholders != sum(expected):
+            raise ImageTokenMismatchError(_count_mismatch(n_placeholders, expected, layout.strategy.sized))
+        features = self.image_features(pixel_values, image_sizes)
+        for i, (image, count) in enumerate(zip(features, expected, strict=True)):
+            if image.shape[0] != count:
+                raise ImageTokenMismatchError(
+                    f"Image {i} was assembled into {image.shape[0]} tokens but its layout says {count}; "
+                    "the config does not describe these parts."
+                )
+        features = torch.cat(features).to(inputs_embeds.device, inputs_embeds.dtype)
         return inputs_embeds.masked_scatter(mask.unsqueeze(-1), features)
 
     def _supervised_forward(
@@ -145,10 +192,12 @@ class VLMForConditionalGeneration(VLMPreTrainedModel, GenerationMixin):
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         logits_to_keep: int | torch.Tensor | str = 0,
+        image_sizes: torch.Tensor | None = None,
         **kwargs,
     ) -> CausalLMOutputWithPast:
         """``logits_to_keep="supervised"`` (training, with ``labels``): logits and loss only where a
-        next token is supervised; see `_supervised_forward`."""
+        next token is supervised; see `_supervised_forward`. ``image_sizes`` (n_images, 2): each
+        image's (height, width), which ``high_res`` anyres/tiles need (the processor returns them)."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
         if "past_key_values" in kwargs:
@@ -157,7 +206,7 @@ class VLMForConditionalGeneration(VLMPreTrainedModel, GenerationMixin):
             inputs_embeds = self.get_input_embeddings()(input_ids)
             prefill = cache is None or cache.get_seq_length() == 0
             if pixel_values is not None:
-                inputs_embeds = self._scatter_image_features(input_ids, inputs_embeds, pixel_values)
+                inputs_embeds = self._scatter_image_features(input_ids, inputs_embeds, pixel_values, image_sizes)
             elif prefill and bool((input_ids == self.config.image_token_id).any()):
                 n = int((input_ids == self.config.image_token_id).sum())
                 raise ImageTokenMismatchError(

@@ -2,12 +2,14 @@
 
 Each ``TINY_BACKBONES`` member writes a complete checkpoint folder (config, safetensors weights,
 tokenizer or image processor) so the rest of the code loads it through the same
-``from_pretrained`` path a real checkpoint takes. ``tiny_path`` builds a folder once and caches it.
+``from_pretrained`` path a real checkpoint takes; the open_clip and timm ones are written in those
+libraries' own hub layouts, as real checkpoints of theirs are. ``tiny_path`` builds a folder once and caches it.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import random
 import shutil
@@ -15,7 +17,11 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import open_clip
+import timm
 import torch
+from safetensors.torch import save_file
+from timm.models import save_for_hf
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import (
     AutoModel,
@@ -43,7 +49,6 @@ from transformers.image_utils import (
 
 from vlm.registry import Registry
 from vlm.templates import CHAT_TEMPLATES
-from vlm.tiny_pretrain import pretrain_patch_labels
 
 # Bump whenever a factory's output changes, so stale cached folders are not reused.
 FACTORY_VERSION = 3
@@ -312,6 +317,47 @@ def tiny_convnext(out: Path) -> None:
     ).save_pretrained(out)
 
 
+# --- open_clip and timm towers, saved in those libraries' own folder layouts ----------------------
+
+OPEN_CLIP_TEXT = dict(context_length=16, vocab_size=64, width=32, heads=2, layers=1)  # a valid, minimal text tower
+OPEN_CLIP_PREPROCESS = dict(mean=list(OPENAI_CLIP_MEAN), std=list(OPENAI_CLIP_STD), interpolation="bicubic")
+
+
+def _save_open_clip(out: Path, vision_cfg: dict) -> None:
+    """A whole open_clip CLIP in its hub layout, as laion/* repos ship it: open_clip_config.json + safetensors."""
+    model_cfg = {"embed_dim": 32, "vision_cfg": vision_cfg, "text_cfg": OPEN_CLIP_TEXT}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(SEED)
+        model = open_clip.CLIP(**model_cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    save_file(model.state_dict(), out / "open_clip_model.safetensors")
+    config = {"model_cfg": model_cfg, "preprocess_cfg": OPEN_CLIP_PREPROCESS}
+    (out / "open_clip_config.json").write_text(json.dumps(config, indent=2))
+
+
+@TINY_BACKBONES.register("tiny-open_clip-vit")
+def tiny_open_clip_vit(out: Path) -> None:
+    """An open_clip ViT on tiny-clip's grid: 8 px patches at 64 px, width 64, 3 blocks."""
+    _save_open_clip(out, dict(image_size=64, patch_size=8, width=64, layers=3, head_width=16, mlp_ratio=2.0))
+
+
+@TINY_BACKBONES.register("tiny-open_clip-convnext")
+def tiny_open_clip_convnext(out: Path) -> None:
+    """convnext_large_d_320's tower layout (a timm trunk, no pooling, MLP projection, stochastic depth)
+    on timm's test_convnext (widths 24-64, stride 32), for 256 px."""
+    _save_open_clip(out, dict(timm_model_name="test_convnext", timm_model_pretrained=False, timm_pool="",
+                              timm_proj="mlp", timm_drop=0.0, timm_drop_path=0.1, image_size=256))
+
+
+@TINY_BACKBONES.register("tiny-timm-vit")
+def tiny_timm_vit(out: Path) -> None:
+    """timm's test_vit (width 64, 6 blocks) with 8 px patches at 64 px and a 10-class head, in timm's HF layout."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(SEED)
+        model = timm.create_model("test_vit", pretrained=False, img_size=64, patch_size=8, num_classes=10)
+    save_for_hf(model, out, safe_serialization=True, data_config={"input_size": (3, 64, 64)})
+
+
 # --- self-trained on the shapes world (minutes, once per cache, like a download) -------------------
 # The embedded default starts from an encoder that has learned something, as real recipes start from
 # CLIP; from a random encoder its tiny VLM stays at chance on every question type.
@@ -321,4 +367,7 @@ SELF_TRAINED = ("tiny-convnext-shapes",)
 @TINY_BACKBONES.register("tiny-convnext-shapes")
 def tiny_convnext_shapes(out: Path) -> None:
     """tiny-convnext trained to tell each grid cell's colour and shape (``vlm.tiny_pretrain``)."""
+    # imported here: tiny_pretrain uses the processor, which imports the vision sources, which import this module
+    from vlm.tiny_pretrain import pretrain_patch_labels
+
     pretrain_patch_labels(tiny_path("tiny-convnext"), out)

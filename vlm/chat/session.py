@@ -17,6 +17,8 @@ from PIL import Image
 from transformers import AutoModelForImageTextToText, AutoProcessor, StoppingCriteria, TextIteratorStreamer
 
 from vlm.chat.uploads import ChatInputError
+from vlm.config import VLMConfig
+from vlm.layout import image_layout
 
 ROOM_FOR_TEXT = 256  # context positions kept free for text when deciding how many images fit
 
@@ -88,7 +90,10 @@ class ChatEngine:
         self.model, self.processor = model.eval(), processor
         config = model.config
         self.context = int(getattr(config.text_config, "max_position_embeddings", 0) or 2048)
-        self.tokens_per_image = int(config.image_seq_length)
+        # the most one image can take (anyres/tiles counts depend on its size)
+        self.tokens_per_image = (
+            image_layout(config).most_tokens() if isinstance(config, VLMConfig) else int(config.image_seq_length)
+        )
         fits = (self.context - ROOM_FOR_TEXT) // max(self.tokens_per_image, 1)
         self.max_images = max(0, min(max_images, fits))
 

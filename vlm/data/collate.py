@@ -1,7 +1,8 @@
 """Batching encoded samples: dynamic padding (``Collator``) or packing into one row (``PackedCollator``).
 
-Both take the dicts ``encode_example`` returns and concatenate ``pixel_values`` over the samples in
-order, which is the order the model scatters image features into the image placeholder runs.
+Both take the dicts ``encode_example`` returns and concatenate ``pixel_values`` (and, for
+``high_res`` anyres/tiles, each image's tiles and ``image_sizes``) over the samples in order, which
+is the order the model scatters image features into the image placeholder runs.
 
 Packing isolation: a packed row carries ``position_ids`` that restart at 0 for every sample and
 *no* ``attention_mask``. transformers then detects the packed format from the position resets
@@ -114,4 +115,7 @@ def _with_pixels(batch: dict[str, Any], samples: Sequence[Sample]) -> dict[str, 
     pixels = [s["pixel_values"] for s in samples if s.get("pixel_values") is not None]
     if pixels:
         batch["pixel_values"] = torch.cat(pixels)
+    sizes = [s["image_sizes"] for s in samples if s.get("image_sizes") is not None]
+    if sizes:  # high_res: images hold different numbers of tiles; the model splits them by size
+        batch["image_sizes"] = torch.cat(sizes)
     return batch

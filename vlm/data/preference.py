@@ -114,7 +114,7 @@ class PreferenceDataset(torch.utils.data.Dataset):
             messages = record_messages({"conversations": turns}, sample_id, len(images))
             encoded = encode_example(Example(sample_id, messages, images), self.processor, self.max_length, "drop")
             out[f"{side}_input_ids"], out[f"{side}_labels"] = encoded["input_ids"], encoded["labels"]
-            out["pixel_values"] = encoded["pixel_values"]
+            out["pixel_values"], out["image_sizes"] = encoded["pixel_values"], encoded.get("image_sizes")
         if self.noise_step is not None and out["pixel_values"] is not None:
             generator = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
             ip = self.processor.image_processor
@@ -131,8 +131,8 @@ class PreferenceCollator:
         self.pad = Collator(pad_token_id)
 
     def __call__(self, pairs: list[dict[str, Any]]) -> dict[str, Any]:
-        rows = [{"input_ids": p[f"{side}_input_ids"], "labels": p[f"{side}_labels"], "pixel_values": p["pixel_values"]}
-                for side in ("chosen", "rejected") for p in pairs]
+        rows = [{"input_ids": p[f"{side}_input_ids"], "labels": p[f"{side}_labels"], "pixel_values": p["pixel_values"],
+                 "image_sizes": p.get("image_sizes")} for side in ("chosen", "rejected") for p in pairs]
         batch = self.pad(rows)
         noisy = [p["noisy_pixel_values"] for p in pairs if p.get("noisy_pixel_values") is not None]
         if noisy:

@@ -26,8 +26,10 @@ def encode_example(
     """Tokenize ``example`` for training.
 
     Returns ``input_ids`` and ``labels`` (1-D long tensors; labels are ``-100`` everywhere but on
-    assistant reply tokens and their end-of-turn marker), ``pixel_values`` (``(num_images, 3, H, W)``
-    or ``None`` for a text-only sample), ``num_images`` and ``length``.
+    assistant reply tokens and their end-of-turn marker), ``pixel_values`` (``(num_images, 3, H, W)``,
+    for ``high_res`` anyres/tiles ``(num_tiles, 3, H, W)`` plus ``image_sizes``; ``None`` for a
+    text-only sample), ``num_images`` and ``length``. Each image's placeholder run has the length
+    the processor's layout gives for its size.
 
     Over ``max_length``: ``truncation="drop"`` raises ``BadSample(TOO_LONG)``. ``"text"`` keeps the
     longest prefix of whole turns that ends with an assistant reply and fits (with that prefix's
@@ -55,13 +57,19 @@ def _encode(messages: list[dict[str, Any]], images: list, processor: VLMProcesso
     )
     input_ids = out["input_ids"][0].long()
     assistant = out["assistant_masks"][0].bool() & (input_ids != processor.image_token_id)
-    return {
+    encoded = {
         "input_ids": input_ids,
         "labels": input_ids.masked_fill(~assistant, IGNORE_INDEX),
         "pixel_values": out["pixel_values"] if images else None,
         "num_images": len(images),
         "length": len(input_ids),
     }
+    if images and "image_sizes" in out:  # high_res: each image's real tiles, stacked (no padding tiles)
+        layout = processor.layout
+        sizes = layout.sizes(out["image_sizes"], len(images))
+        encoded["pixel_values"] = layout.stack_tiles(out["pixel_values"], sizes)
+        encoded["image_sizes"] = out["image_sizes"]
+    return encoded
 
 
 def _truncate(

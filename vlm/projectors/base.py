@@ -11,11 +11,15 @@ from vlm.registry import Registry
 
 
 class Projector(nn.Module, ABC):
-    """Subclasses say how many tokens they emit for a token grid, so the processor can expand `<image>`."""
+    """Subclasses say how many tokens they emit for a token grid, so the processor can expand `<image>`.
 
-    def __init__(self, in_dim: int, out_dim: int, bias: bool = True):
+    ``grid`` is the encoder's patch-token grid (rows, cols); spatial projectors need it.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, bias: bool = True, grid: tuple[int, int] | None = None):
         super().__init__()
         self.in_dim, self.out_dim = in_dim, out_dim
+        self.grid = tuple(grid) if grid is not None else None
 
     @classmethod
     def num_tokens(cls, tokens_in: int, grid: tuple[int, int]) -> int:

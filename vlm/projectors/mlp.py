@@ -13,8 +13,8 @@ class MLPProjector(Projector):
 
     depth = 2
 
-    def __init__(self, in_dim: int, out_dim: int, bias: bool = True):
-        super().__init__(in_dim, out_dim, bias)
+    def __init__(self, in_dim: int, out_dim: int, bias: bool = True, grid: tuple[int, int] | None = None):
+        super().__init__(in_dim, out_dim, bias, grid)
         for i in range(1, self.depth + 1):
             setattr(self, f"linear_{i}", nn.Linear(in_dim if i == 1 else out_dim, out_dim, bias=bias))
         self.act = nn.GELU()

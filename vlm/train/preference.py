@@ -32,7 +32,7 @@ from vlm.train.engine import no_zero_init
 from vlm.train.stages import STAGES, Stage
 from vlm.train.trainable import apply_train_modes
 
-MODEL_INPUTS = ("input_ids", "attention_mask", "pixel_values")
+MODEL_INPUTS = ("input_ids", "attention_mask", "pixel_values", "image_sizes")
 
 
 def token_logps(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -145,9 +145,11 @@ class DPOStage(Stage):
         sees the noisy image and the preferred prefix."""
         n = batch["pairs"]
         labels = batch["labels"][:n]
+        sizes = batch.get("image_sizes")  # chosen rows' images first (high_res)
         with torch.no_grad():
             noisy = model(input_ids=batch["input_ids"][:n], attention_mask=batch["attention_mask"][:n],
-                          pixel_values=batch["noisy_pixel_values"]).logits
+                          pixel_values=batch["noisy_pixel_values"],
+                          image_sizes=None if sizes is None else sizes[: len(sizes) // 2]).logits
         own = labels.clone()
         answer = labels[:, 1:] != IGNORE_INDEX
         own[:, 1:][answer] = noisy[:, :-1].argmax(-1)[answer]

@@ -56,7 +56,3 @@ class VisionEncoder(nn.Module, ABC):
 
 # Keyed by the vision sub-config's `model_type` (exact match), e.g. "clip_vision_model".
 VISION_ENCODERS: Registry[type[VisionEncoder]] = Registry("vision encoder")
-
-
-def encoder_class(config: VLMConfig) -> type[VisionEncoder]:
-    return VISION_ENCODERS.get(config.vision_config.model_type)

@@ -2,20 +2,24 @@
 
 Each member keeps its own normalisation, as Prismatic feeds each encoder its own transform: the
 processor of a fused model only rescales pixels to [0, 1] (mean 0, std 1) and every member
-re-normalises with the mean/std its checkpoint's image processor declares, stored in the config.
+re-normalises with the mean/std its source declares (`vlm.vision.sources`), stored in the config.
 ``BuildSpec(vision="tiny-dinov2+tiny-siglip")`` names the members, each resolved like a single vision.
 """
 
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoImageProcessor, PreTrainedConfig
+from transformers import AutoConfig, PreTrainedConfig
 
 from vlm.config import VLMConfig
 from vlm.vision.base import VISION_ENCODERS, VisionEncoder
+
+if TYPE_CHECKING:
+    from vlm.vision.sources import VisionSource
 
 
 class FusedVisionConfig(PreTrainedConfig):
@@ -33,17 +37,13 @@ class FusedVisionConfig(PreTrainedConfig):
 AutoConfig.register(FusedVisionConfig.model_type, FusedVisionConfig)
 
 
-def fused_vision_config(folders: list[str]) -> FusedVisionConfig:
-    """The fused config of member checkpoint folders (their vision configs and normalisations)."""
-    from vlm.vision.hf import load_vision_config
-
-    configs = [load_vision_config(f) for f in folders]
-    processors = [AutoImageProcessor.from_pretrained(f) for f in folders]
+def fused_vision_config(sources: list[VisionSource]) -> FusedVisionConfig:
+    """The fused config of resolved member encoders (their vision configs and normalisations)."""
     return FusedVisionConfig(
-        members=[c.to_dict() for c in configs],
-        image_mean=[list(p.image_mean) for p in processors],
-        image_std=[list(p.image_std) for p in processors],
-        image_size=int(getattr(configs[0], "image_size", 224)),
+        members=[s.config.to_dict() for s in sources],
+        image_mean=[list(s.normalisation.image_mean) for s in sources],
+        image_std=[list(s.normalisation.image_std) for s in sources],
+        image_size=int(getattr(sources[0].config, "image_size", 224)),
     )
 
 
