@@ -1,13 +1,16 @@
 """Locality alignment (MaskEmbed, Covert et al. 2024) of a ViT, then VLMs with and without it.
 
     python recipes/locality_alignment.py                    # everything below, RUN = runs/locality
+    python recipes/locality_alignment.py --vision tiny-open_clip-vit   # the same from an open_clip ViT
     accelerate launch --use_deepspeed --zero_stage 2 --num_processes 2 recipes/locality_alignment.py \
         --align_only --encoder DIR                          # only the maskembed stage, on any engine
 
-1. RUN/encoder-image-level/: tiny-clip pre-trained with an image-level objective (pooled CLS:
-   colours/shapes present, object count), as CLIP is: patch tokens are never asked for local content.
+1. RUN/encoder-image-level/: ``--vision`` (a tiny ViT backbone, default tiny-clip) pre-trained with an
+   image-level objective (pooled CLS: colours/shapes present, object count), as CLIP is: patch tokens
+   are never asked for local content.
 2. The ``maskembed`` stage aligns it (teacher on masked images, student + 2-block decoder, masks
-   m / 1-m / ones, MSE) -> RUN/model/, a CLIP vision folder like the input.
+   m / 1-m / ones, MSE) -> RUN/model/, an encoder folder in the input's format (transformers,
+   open_clip or timm).
 3. A LLaVA-1.5-style VLM (recipes/llava15.py, last-layer features) on each encoder ->
    RUN/vlm-unaligned/, RUN/vlm-aligned/ with held-out VQA (spatial) and grounding Acc@0.5.
 4. RUN/locality.json: the patch-level linear probe (colour per patch, shape per object centre) of
@@ -46,13 +49,22 @@ VLM_ARGS = [  # a short llava15 run: align (projector) then instruct on VQA + gr
 ]
 
 
+def _take(argv: list[str], flag: str, default: str | None = None) -> tuple[str | None, list[str]]:
+    """The value after ``flag`` (or ``default``) and ``argv`` without them."""
+    if flag not in argv:
+        return default, argv
+    i = argv.index(flag)
+    if i + 1 == len(argv):
+        raise SystemExit(f"{flag} needs a value")
+    return argv[i + 1], argv[:i] + argv[i + 2 :]
+
+
 def main(argv: list[str]) -> None:
     align_only = "--align_only" in argv
     argv = [a for a in argv if a != "--align_only"]
-    encoder = None
-    if "--encoder" in argv:
-        i = argv.index("--encoder")
-        encoder, argv = Path(argv[i + 1]), argv[:i] + argv[i + 2 :]
+    encoder, argv = _take(argv, "--encoder")
+    encoder = Path(encoder) if encoder else None
+    vision, argv = _take(argv, "--vision", "tiny-clip")
     recipe = resolve(DEFAULT, {}, argv)
     run_dir = Path(recipe.run.output_dir)
     if encoder is None:
@@ -64,7 +76,7 @@ def main(argv: list[str]) -> None:
             run_dir.mkdir(parents=True, exist_ok=True)
             tmp = run_dir / ".tmp-encoder-image-level"
             tmp.mkdir(exist_ok=True)
-            pretrain_image_level(tiny_path("tiny-clip"), tmp)
+            pretrain_image_level(tiny_path(vision), tmp)
             tmp.rename(encoder)
     recipe.run.start_from = str(encoder)
     aligned = run_recipe(recipe)

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from transformers import AutoImageProcessor, AutoModel
+from transformers import AutoImageProcessor, AutoModel, CLIPConfig, CLIPImageProcessor, CLIPModel
 
 from vlm.data.maskembed import MaskedImages, sample_masks
 from vlm.tiny import tiny_path
@@ -59,14 +59,17 @@ def test_stage_loss_on_vit_families(family, prefix):
     batch = MaskedImages.collate([data[i] for i in range(2)])
     assert batch["masks"].shape == (2, 3, 64) and stage.count_items(batch) == 6
     loss = stage.loss(model, batch, torch.tensor(6.0))
-    # the loss is the MSE over all tokens and channels of each (image, mask) view, averaged over views
+    # the loss is the MSE over all tokens and channels of each (image, mask) view, averaged over views;
+    # the targets are the original's last-layer tokens (every hidden state of the last block, prefix included)
     with torch.no_grad():
         rec = model(batch["pixel_values"], batch["masks"])
-        target = stage.teacher(pixel_values=mask_pixels(batch["pixel_values"], batch["masks"], 8)).last_hidden_state
+        masked = mask_pixels(batch["pixel_values"], batch["masks"], 8)
+        target = AutoModel.from_pretrained(folder)(pixel_values=masked, output_hidden_states=True).hidden_states[-1]
     assert rec.shape == target.shape == (6, prefix + 64, 64)
     assert loss.item() == pytest.approx(torch.nn.functional.mse_loss(rec, target).item(), rel=1e-5)
     loss.backward()
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.vision_tower.embeddings.parameters())
+    embeddings = model.vision_tower.model.embeddings
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in embeddings.parameters())
     assert model.projector.head.weight.grad.abs().sum() > 0
     assert all(p.grad is None and not p.requires_grad for p in stage.teacher.parameters())
 
@@ -76,12 +79,34 @@ def test_finished_student_saves_in_the_original_format(tmp_path):
     stage = MaskEmbedStage(StageConfig(name="a", kind="maskembed", train={"vision": "full"}))
     model = stage.prepare(stage.load(folder))
     with torch.no_grad():
-        model.vision_tower.embeddings.patch_embedding.weight.add_(1.0)
-    student = stage.finish(model)
-    student.save_pretrained(tmp_path)
-    AutoImageProcessor.from_pretrained(folder).save_pretrained(tmp_path)
+        model.vision_tower.model.embeddings.patch_embedding.weight.add_(1.0)
+    stage.finish(model).save_pretrained(tmp_path)
     again = AutoModel.from_pretrained(tmp_path)
     assert type(again) is type(AutoModel.from_pretrained(folder))
-    assert torch.equal(again.embeddings.patch_embedding.weight, student.embeddings.patch_embedding.weight)
+    assert torch.equal(again.embeddings.patch_embedding.weight, model.vision_tower.model.embeddings.patch_embedding.weight)
+    assert AutoImageProcessor.from_pretrained(tmp_path).to_dict() == AutoImageProcessor.from_pretrained(folder).to_dict()
     with pytest.raises(ValueError, match="vision=full"):
         MaskEmbedStage(StageConfig(name="a", kind="maskembed", train={"vision": "frozen"}))
+
+
+def test_student_of_a_whole_clip_folder_keeps_its_text_tower(tmp_path):
+    """A CLIPModel folder (image and text towers): the result is a CLIPModel again, only its vision part changed."""
+    config = CLIPConfig(
+        text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                         vocab_size=99, bos_token_id=0, eos_token_id=1, pad_token_id=1),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=32, patch_size=8),
+        projection_dim=16,
+    )
+    torch.manual_seed(0)
+    CLIPModel(config).save_pretrained(tmp_path / "clip")
+    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size=32).save_pretrained(tmp_path / "clip")
+    stage = MaskEmbedStage(StageConfig(name="a", kind="maskembed", train={"vision": "full"}))
+    model = stage.prepare(stage.load(tmp_path / "clip"))
+    with torch.no_grad():
+        model.vision_tower.model.embeddings.patch_embedding.weight.add_(1.0)
+    stage.finish(model).save_pretrained(tmp_path / "aligned")
+    original, aligned = AutoModel.from_pretrained(tmp_path / "clip"), AutoModel.from_pretrained(tmp_path / "aligned")
+    assert type(aligned) is CLIPModel
+    changed = {k for k, v in aligned.state_dict().items() if not torch.equal(v, original.state_dict()[k])}
+    assert changed == {"vision_model.embeddings.patch_embedding.weight"}

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedConfig
 
 from vlm.config import VLMConfig
 from vlm.highres import HIGH_RES
@@ -19,7 +19,7 @@ from vlm.projectors import PROJECTORS
 from vlm.templates import CHAT_TEMPLATES, IMAGE_TOKEN
 from vlm.vision import encoder_class
 from vlm.vision.fused import fused_vision_config
-from vlm.vision.sources import vision_source
+from vlm.vision.sources import VisionSource, vision_source
 
 
 @dataclass
@@ -53,10 +53,44 @@ class BuildSpec:
     max_tiles: int = 6
 
 
-def build(spec: BuildSpec) -> tuple[VLMForConditionalGeneration, VLMProcessor]:
-    dtype = getattr(torch, spec.dtype)
+def resolve_vision(spec: BuildSpec) -> tuple[list[VisionSource], PreTrainedConfig]:
+    """The spec's vision sources and its vision sub-config, ``vision_overrides`` applied; no weights are read."""
     # "a+b" fuses encoders (channel concat on a shared grid); each member resolves like a single vision
     sources = [vision_source(v) for v in spec.vision.split("+")]
+    vision_config = sources[0].config if len(sources) == 1 else fused_vision_config(sources)
+    for key, value in spec.vision_overrides.items():
+        setattr(vision_config, key, value)
+    return sources, vision_config
+
+
+def spec_config(
+    spec: BuildSpec, vision_config: PreTrainedConfig, text_config: PreTrainedConfig, image_token_id: int | None
+) -> VLMConfig:
+    """The model config of ``spec`` over resolved parts, with its tokens per image. Raises ``ValueError``
+    when the parts don't fit together (token grid, feature layers, ``high_res`` settings)."""
+    config = VLMConfig(
+        vision_config=vision_config,
+        text_config=text_config,
+        projector_type=spec.projector,
+        vision_feature_layer=spec.vision_feature_layer,
+        vision_feature_select_strategy=spec.vision_feature_select_strategy,
+        image_size=spec.image_size,
+        s2_scales=spec.s2_scales,
+        high_res=spec.high_res,
+        image_grid_pinpoints=spec.image_grid_pinpoints,
+        max_tiles=spec.max_tiles,
+        image_token=IMAGE_TOKEN,
+        image_token_id=image_token_id,
+        dtype=getattr(torch, spec.dtype),
+    )
+    config.image_seq_length = tokens_per_image(config)
+    image_layout(config)  # checks the high_res settings against the parts
+    return config
+
+
+def build(spec: BuildSpec) -> tuple[VLMForConditionalGeneration, VLMProcessor]:
+    dtype = getattr(torch, spec.dtype)
+    sources, vision_config = resolve_vision(spec)
     vision_weights, llm_dir = "+".join(s.weights or "" for s in sources), str(resolve_part(spec.llm))
     PROJECTORS.get(spec.projector)  # fail on an unknown key before loading anything large
     HIGH_RES.get(spec.high_res)
@@ -71,26 +105,8 @@ def build(spec: BuildSpec) -> tuple[VLMForConditionalGeneration, VLMProcessor]:
     if image_token_id >= lm.get_input_embeddings().num_embeddings:
         lm.resize_token_embeddings(len(tokenizer))
 
-    vision_config = sources[0].config if len(sources) == 1 else fused_vision_config(sources)
-    for key, value in spec.vision_overrides.items():
-        setattr(vision_config, key, value)
-    config = VLMConfig(
-        vision_config=vision_config,
-        text_config=lm.config,
-        projector_type=spec.projector,
-        vision_feature_layer=spec.vision_feature_layer,
-        vision_feature_select_strategy=spec.vision_feature_select_strategy,
-        image_size=spec.image_size,
-        s2_scales=spec.s2_scales,
-        high_res=spec.high_res,
-        image_grid_pinpoints=spec.image_grid_pinpoints,
-        max_tiles=spec.max_tiles,
-        image_token=IMAGE_TOKEN,
-        image_token_id=image_token_id,
-        dtype=dtype,
-    )
-    config.image_seq_length = tokens_per_image(config)
-    layout = image_layout(config)  # checks the high_res settings against the parts
+    config = spec_config(spec, vision_config, lm.config, image_token_id)
+    layout = image_layout(config)
 
     # Build the shell on the meta device, then put the loaded parts in: no second copy of the LLM.
     with torch.device("meta"):

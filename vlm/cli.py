@@ -132,6 +132,20 @@ def _chat_args(p: argparse.ArgumentParser) -> None:
 COMMANDS.register("chat", (_chat_args, _chat))
 
 
+def _parts_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--write", metavar="README", help="replace this file's parts tables (between its parts-table markers)")
+    p.add_argument("--check", metavar="README", help="exit 1 when this file's parts tables are not the generated ones")
+
+
+def _parts(a: argparse.Namespace) -> int:
+    from vlm.parts_table import run  # builds the parts matrix verdicts: torch and the tiny parts
+
+    return run(a)
+
+
+COMMANDS.register("parts", (_parts_args, _parts))
+
+
 COMMANDS.register("build", (_build_args, _build))
 COMMANDS.register("info", (_info_args, _info))
 COMMANDS.register("export", (_export_args, _export))

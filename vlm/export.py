@@ -85,9 +85,10 @@ def llava_next_blockers(model: VLMForConditionalGeneration) -> list[str]:
     reasons = _parts_blockers(model)
     if config.high_res != "anyres":
         reasons.append(f"high_res={config.high_res!r}: LlavaNext tiles images the anyres way only")
-    if config.image_size != getattr(config.vision_config, "image_size", None):
+    tower_size = getattr(config.vision_config, "image_size", None)  # NaFlex (SigLIP2) configs have none
+    if config.image_size != tower_size:
         reasons.append(
-            f"image_size={config.image_size} differs from the vision tower's {config.vision_config.image_size}, "
+            f"image_size={config.image_size} differs from the vision tower's ({tower_size}), "
             "which LlavaNext takes as its tile size"
         )
     return reasons

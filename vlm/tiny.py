@@ -31,12 +31,16 @@ from transformers import (
     CLIPVisionConfig,
     ConvNextConfig,
     ConvNextImageProcessor,
+    ConvNextV2Config,
     Dinov2Config,
+    Dinov2WithRegistersConfig,
     GenerationConfig,
     LlamaConfig,
     PreTrainedConfig,
     PreTrainedTokenizerFast,
     Qwen2Config,
+    Siglip2ImageProcessor,
+    Siglip2VisionConfig,
     SiglipImageProcessor,
     SiglipVisionConfig,
 )
@@ -293,14 +297,33 @@ def tiny_siglip(out: Path) -> None:
     ).save_pretrained(out)
 
 
-@TINY_BACKBONES.register("tiny-dinov2")
-def tiny_dinov2(out: Path) -> None:
-    """DINOv2 on the same 8x8 grid at 64 px as tiny-siglip, so the two fuse (Prismatic's pairing)."""
-    sizes = {k: v for k, v in VISION_SIZES.items() if k != "intermediate_size"}
-    _save_model(Dinov2Config(**sizes, mlp_ratio=2), AutoModel, out)
+DINOV2_SIZES = {k: v for k, v in VISION_SIZES.items() if k != "intermediate_size"}  # DINOv2 takes mlp_ratio
+
+
+def _save_dinov2(out: Path, config: PreTrainedConfig) -> None:
+    _save_model(config, AutoModel, out)
     BitImageProcessor(
         size={"shortest_edge": 64}, crop_size={"height": 64, "width": 64},
         image_mean=IMAGENET_DEFAULT_MEAN, image_std=IMAGENET_DEFAULT_STD,
+    ).save_pretrained(out)
+
+
+@TINY_BACKBONES.register("tiny-dinov2")
+def tiny_dinov2(out: Path) -> None:
+    """DINOv2 on the same 8x8 grid at 64 px as tiny-siglip, so the two fuse (Prismatic's pairing)."""
+    _save_dinov2(out, Dinov2Config(**DINOV2_SIZES, mlp_ratio=2))
+
+
+@TINY_BACKBONES.register("tiny-dinov2-registers")
+def tiny_dinov2_registers(out: Path) -> None:
+    """tiny-dinov2 with 4 register tokens (prefix: CLS + 4)."""
+    _save_dinov2(out, Dinov2WithRegistersConfig(**DINOV2_SIZES, mlp_ratio=2, num_register_tokens=4))
+
+
+def _save_convnext(out: Path, config: PreTrainedConfig) -> None:
+    _save_model(config, AutoModel, out)
+    ConvNextImageProcessor(
+        size={"shortest_edge": config.image_size}, image_mean=IMAGENET_DEFAULT_MEAN, image_std=IMAGENET_DEFAULT_STD
     ).save_pretrained(out)
 
 
@@ -308,13 +331,23 @@ def tiny_dinov2(out: Path) -> None:
 def tiny_convnext(out: Path) -> None:
     """A 4-stage ConvNeXt (stride 32) for 256 px; ConvLLaVA's stage 5 comes from ``vision_overrides``."""
     # layer scale starts at 1: the 1e-6 of deep ConvNeXts would leave these few blocks inert for long
-    config = ConvNextConfig(
+    _save_convnext(out, ConvNextConfig(
         patch_size=4, hidden_sizes=[16, 32, 48, 64], depths=[1, 1, 2, 1], image_size=256, layer_scale_init_value=1.0
-    )
-    _save_model(config, AutoModel, out)
-    ConvNextImageProcessor(
-        size={"shortest_edge": 256}, image_mean=IMAGENET_DEFAULT_MEAN, image_std=IMAGENET_DEFAULT_STD
-    ).save_pretrained(out)
+    ))
+
+
+@TINY_BACKBONES.register("tiny-convnextv2")
+def tiny_convnextv2(out: Path) -> None:
+    """tiny-convnext's shape as a ConvNeXt V2 (GRN blocks), for 128 px: a 4x4 grid."""
+    _save_convnext(out, ConvNextV2Config(patch_size=4, hidden_sizes=[16, 32, 48, 64], depths=[1, 1, 2, 1], image_size=128))
+
+
+@TINY_BACKBONES.register("tiny-siglip2")
+def tiny_siglip2(out: Path) -> None:
+    """A SigLIP2 NaFlex tower with tiny-siglip's sizes; ``image_size`` (which NaFlex configs lack) is the
+    fixed size the VLM feeds it."""
+    _save_model(Siglip2VisionConfig(**VISION_SIZES, num_patches=64), AutoModel, out)
+    Siglip2ImageProcessor(patch_size=8, max_num_patches=64).save_pretrained(out)
 
 
 # --- open_clip and timm towers, saved in those libraries' own folder layouts ----------------------

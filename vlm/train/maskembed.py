@@ -3,34 +3,36 @@
 For an image x and a random patch mask m (keep-probability drawn uniformly, then each patch kept
 with it), the frozen teacher (the original encoder) encodes the masked image (masked patches zeroed
 after normalisation); its output tokens are the target. The trainable student sees the unmasked
-image; its output tokens are masked (patches multiplied by m, prefix tokens such as CLS zeroed), and
-a small transformer decoder must reconstruct the teacher's output. Each image is used with m, 1 - m
-and the all-ones mask; the loss is the MSE over all tokens and channels.
+image; its output tokens are masked (patches multiplied by m, prefix tokens such as CLS and registers
+zeroed), and a small transformer decoder must reconstruct the teacher's output. Each image is used
+with m, 1 - m and the all-ones mask; the loss is the MSE over all tokens and channels.
 
-The stage starts from an encoder folder (transformers CLIP / SigLIP / DINOv2 vision towers, any
-``AutoModel`` ViT) and its result is the student alone, saved in the same format, so it loads
-wherever the original did (``AutoModel.from_pretrained``, ``BuildSpec(vision=...)``). Parts, for the
-loop's optimizer and tables: ``vision`` = the student, ``projector`` = the decoder.
+The stage starts from an encoder folder of any vision source kind (`vlm.vision.sources`: transformers
+CLIP / SigLIP / DINOv2, open_clip's hub layout, timm's HF layout). Teacher and student are that kind's
+`VisionEncoder`, asked for every token of the last block (``vision_feature_layer=-1``, "full": what a
+VLM reading layer -1 gets). The result is the student alone, written by the kind's ``save`` into the
+source folder's own layout, so it loads wherever the original did (``AutoModel.from_pretrained``,
+``open_clip.create_model("local-dir:DIR")``, ``timm.create_model``, ``BuildSpec(vision=DIR)``).
+Parts, for the loop's optimizer and tables: ``vision`` = the student, ``projector`` = the decoder.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from transformers import AutoImageProcessor, AutoModel, PreTrainedModel
 
+from vlm.config import VLMConfig
 from vlm.data.maskembed import MaskedImages
+from vlm.processing import image_processor_from
 from vlm.train.engine import no_zero_init
 from vlm.train.stages import STAGES, Stage
-
-
-def patch_grid(encoder: PreTrainedModel) -> int:
-    """Patches per side at the encoder's configured image size."""
-    return int(encoder.config.image_size) // int(encoder.config.patch_size)
+from vlm.vision import VisionEncoder, encoder_class
+from vlm.vision.sources import SOURCE_KINDS, VisionSource, folder_kind
 
 
 def mask_pixels(pixel_values: torch.Tensor, masks: torch.Tensor, patch: int) -> torch.Tensor:
@@ -47,6 +49,83 @@ def mask_tokens(tokens: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     prefix = tokens.shape[1] - n
     keep = torch.cat([masks.new_zeros(b, v, prefix), masks], 2).reshape(b * v, -1, 1)
     return tokens.repeat_interleave(v, 0) * keep.to(tokens.dtype)
+
+
+@dataclass(frozen=True)
+class Tower:
+    """An encoder folder opened for MaskEmbed: its source kind, source and the config under which its
+    `VisionEncoder` returns every last-block token, prefix first."""
+
+    folder: Path
+    kind: str
+    source: VisionSource
+    config: VLMConfig
+
+    @classmethod
+    def open(cls, folder: Path) -> Tower:
+        folder = Path(folder)
+        kind = folder_kind(folder)
+        if SOURCE_KINDS.get(kind).save is None:
+            raise ValueError(f"{folder} is a {kind} encoder, which cannot be saved back in its own format")
+        source = SOURCE_KINDS.get(kind).folder(folder)
+        config = VLMConfig(vision_config=source.config, vision_feature_layer=-1, vision_feature_select_strategy="full")
+        return cls(folder, kind, source, config)
+
+    def encoder(self) -> VisionEncoder:
+        return encoder_class(self.config)(self.config, pretrained=self.source.weights)
+
+    @property
+    def side(self) -> int:
+        """Patches per side at the tower's image size."""
+        rows, cols = encoder_class(self.config).grid(self.config, self.config.image_size)
+        if rows != cols or self.config.image_size % rows:
+            raise ValueError(f"MaskEmbed masks square patches: {self.folder}'s {rows}x{cols} token grid does not "
+                             f"tile its {self.config.image_size} px images")
+        return rows
+
+    @property
+    def patch(self) -> int:
+        """Pixels per patch side."""
+        return self.config.image_size // self.side
+
+    @property
+    def prefix(self) -> int:
+        return encoder_class(self.config).num_prefix_tokens(self.config)
+
+    @property
+    def width(self) -> int:
+        return encoder_class(self.config).out_channels(self.config)
+
+    def images(self) -> TowerImages:
+        return TowerImages(image_processor_from(self.source.normalisation, self.config.image_size))
+
+    def save(self, encoder: VisionEncoder, out: Path) -> None:
+        SOURCE_KINDS.get(self.kind).save(encoder, self.folder, Path(out))
+
+
+class TowerImages:
+    """Images as the VLM prepares them (pad to square, the encoder's own mean/std). Saving writes nothing:
+    the saved folder keeps its source's preprocessing files (`Tower.save`)."""
+
+    def __init__(self, processor):
+        self.processor = processor
+
+    def __call__(self, *args, **kwargs):
+        return self.processor(*args, **kwargs)
+
+    def save_pretrained(self, out: Path) -> None:
+        pass
+
+
+@dataclass
+class AlignedEncoder:
+    """The stage's result: the student, saved by ``save_pretrained`` in its tower's own format."""
+
+    tower: Tower
+    encoder: VisionEncoder
+
+    def save_pretrained(self, out: Path) -> None:
+        self.tower.save(self.encoder, out)
 
 
 class MaskEmbedDecoder(nn.Module):
@@ -74,13 +153,12 @@ class MaskEmbedDecoder(nn.Module):
 class MaskEmbedModel(nn.Module):
     """Student + decoder: the module the loop trains (the teacher is held by the stage, frozen)."""
 
-    def __init__(self, student: PreTrainedModel, decoder: MaskEmbedDecoder):
+    def __init__(self, student: VisionEncoder, decoder: MaskEmbedDecoder):
         super().__init__()
         self.vision_tower, self.projector = student, decoder
 
     def forward(self, pixel_values: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        tokens = self.vision_tower(pixel_values=pixel_values).last_hidden_state
-        return self.projector(mask_tokens(tokens, masks))
+        return self.projector(mask_tokens(self.vision_tower(pixel_values), masks))
 
 
 @STAGES.register("maskembed")
@@ -92,36 +170,33 @@ class MaskEmbedStage(Stage):
         if config.train.get("vision") != "full" or config.train.get("llm", "frozen") != "frozen":
             raise ValueError("maskembed trains the whole encoder and its decoder (the 'projector' part): use train "
                              f"vision=full, llm=frozen (got {config.train})")
-        self.teacher: PreTrainedModel | None = None
-        self._training_from: Path | None = None
-        self.side = 0
+        self.tower: Tower | None = None
+        self.teacher: VisionEncoder | None = None
+        self._load_teacher = False
 
-    def load(self, source: Path, for_training: bool = True) -> PreTrainedModel:
-        self._training_from = Path(source) if for_training else None
-        return AutoModel.from_pretrained(source)
+    def load(self, source: Path, for_training: bool = True) -> VisionEncoder:
+        self.tower, self._load_teacher = Tower.open(source), for_training
+        return self.tower.encoder()
 
-    def load_processor(self, source: Path):
-        return AutoImageProcessor.from_pretrained(source)
+    def load_processor(self, source: Path) -> TowerImages:
+        return Tower.open(source).images()
 
-    def prepare(self, encoder: PreTrainedModel) -> MaskEmbedModel:
-        if self._training_from is not None:
+    def prepare(self, encoder: VisionEncoder) -> MaskEmbedModel:
+        if self._load_teacher:
             with no_zero_init():
-                self.teacher = AutoModel.from_pretrained(self._training_from)
+                self.teacher = self.tower.encoder()
             self.teacher.requires_grad_(False).eval()
-        self._training_from = None
-        with torch.no_grad():
-            probe = torch.zeros(1, 3, encoder.config.image_size, encoder.config.image_size)
-            tokens, width = encoder(pixel_values=probe).last_hidden_state.shape[1:]
+        self._load_teacher = False
         cfg = self.config.maskembed
-        self.side = patch_grid(encoder)
         torch.manual_seed(0)  # the decoder starts the same in training and in the final save
-        decoder = MaskEmbedDecoder(width, tokens, cfg.decoder_layers, cfg.decoder_heads)
+        decoder = MaskEmbedDecoder(self.tower.width, self.tower.prefix + self.tower.side ** 2, cfg.decoder_layers,
+                                   cfg.decoder_heads)
         encoder.requires_grad_(True)
         return MaskEmbedModel(encoder, decoder)
 
     def dataset(self, processor, seed: int) -> MaskedImages:
         cfg = self.config
-        return MaskedImages(cfg.data, processor, self.side, cfg.maskembed.min_keep, cfg.maskembed.max_keep, seed)
+        return MaskedImages(cfg.data, processor, self.tower.side, cfg.maskembed.min_keep, cfg.maskembed.max_keep, seed)
 
     def collator(self, processor) -> Any:
         return MaskedImages.collate
@@ -134,11 +209,11 @@ class MaskEmbedStage(Stage):
         reconstruction = model(pixels, masks)
         self.teacher.to(pixels.device)
         with torch.no_grad():
-            target = self.teacher(pixel_values=mask_pixels(pixels, masks, self.teacher.config.patch_size)).last_hidden_state
+            target = self.teacher(mask_pixels(pixels, masks, self.tower.patch))
         per_view = (reconstruction.float() - target.float()).pow(2).mean(dim=(1, 2))
         return per_view.sum() / num_items
 
-    def finish(self, model: MaskEmbedModel) -> PreTrainedModel:
-        """The aligned student alone, in the encoder's own class (the decoder is dropped)."""
+    def finish(self, model: MaskEmbedModel) -> AlignedEncoder:
+        """The aligned student alone (the decoder is dropped), saved in its source folder's format."""
         model.requires_grad_(False)
-        return model.vision_tower
+        return AlignedEncoder(self.tower, model.vision_tower)

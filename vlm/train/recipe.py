@@ -23,12 +23,14 @@ from pathlib import Path
 
 from vlm.build import build
 from vlm.data.registry import open_source
+from vlm.hub import PartNotFoundError
 from vlm.train.config import Recipe
 from vlm.train.engine import make_accelerator, no_zero_init, save_folder
 from vlm.train.loop import train_stage
 from vlm.train.observe import MetricsLog, log, setup_logging
 from vlm.train.overrides import apply_overrides, parse_overrides, to_yaml
 from vlm.train.stages import STAGES
+from vlm.vision.sources import folder_kind
 
 
 def resolve(default: Recipe, presets: Mapping[str, Recipe], argv: list[str]) -> Recipe:
@@ -90,13 +92,22 @@ def run_recipe(recipe: Recipe) -> Path:
 
 def copy_folder(src: Path, out: Path) -> Path:
     """A finished model folder as ``out`` (copied aside, renamed into place)."""
-    if not (src / "config.json").is_file():
-        raise SystemExit(f"--run.start_from {src}: not a model folder (no config.json)")
+    if not (src / "config.json").is_file() and not (src.is_dir() and _encoder_folder(src)):
+        raise SystemExit(f"--run.start_from {src}: not a model folder (no config.json) nor an encoder folder")
     tmp = out.with_name(f".tmp-{out.name}")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(src, tmp)
     os.replace(tmp, out)
     return out
+
+
+def _encoder_folder(folder: Path) -> bool:
+    """An encoder in a library's own layout (open_clip's has no config.json), as the maskembed stage starts from."""
+    try:
+        folder_kind(folder)
+    except PartNotFoundError:
+        return False
+    return True
 
 
 def evaluate(model_dir: Path, recipe: Recipe, run_dir: Path) -> None:

@@ -12,6 +12,8 @@ may need a transformers download) never is; checkpoints are read by open_clip's 
 its position grid is interpolated by open_clip's ``resize_pos_embed``. Mean, std, resampling and the
 image size come from the preprocess config. CLIP training's regularisers (patch dropout, stochastic
 depth) are switched off: the VLM wants every token, and a frozen tower must be deterministic.
+A trained tower is saved back into such a folder (`save_open_clip_folder`): the whole CLIP, its
+``visual.*`` tensors replaced, so ``open_clip.create_model("local-dir:DIR")`` loads it.
 
 Two model types, split as open_clip splits its towers: ``open_clip_vision`` (its VisionTransformer:
 ``vision_feature_layer`` counts blocks like hidden states, the class token is dropped under "default")
@@ -28,13 +30,23 @@ from open_clip import CLIPVisionCfg, get_model_config, list_models
 from open_clip.factory import load_state_dict
 from open_clip.model import _build_vision_tower, resize_pos_embed
 from open_clip.transform import PreprocessCfg, merge_preprocess_dict
+from safetensors.torch import save_file
 from torch import nn
 from transformers import AutoConfig, PreTrainedConfig
 
 from vlm.config import VLMConfig
 from vlm.vision.base import VISION_ENCODERS, VisionEncoder
 from vlm.vision.layers import block_indices, concat_levels, stage_blocks
-from vlm.vision.sources import SOURCE_KINDS, Normalisation, SourceKind, VisionSource, first_file, read_json
+from vlm.vision.sources import (
+    SOURCE_KINDS,
+    Normalisation,
+    SourceKind,
+    VisionSource,
+    copy_other_files,
+    first_file,
+    read_json,
+    with_trained,
+)
 from vlm.vision.timm import TimmEncoder
 
 OPEN_CLIP_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
@@ -179,6 +191,16 @@ def open_clip_folder(folder: Path) -> VisionSource:
     return _source(open_clip_vision_config(saved["model_cfg"], saved.get("preprocess_cfg")), str(weights))
 
 
+def save_open_clip_folder(encoder: nn.Module, folder: Path, out: Path) -> None:
+    """``encoder``'s image tower in ``folder``'s layout: its checkpoint (text tower included) with the
+    ``visual.*`` tensors replaced, as ``open_clip_model.safetensors``, and its other files."""
+    weights = first_file(folder, OPEN_CLIP_WEIGHTS, "open_clip_config.json")
+    trained = {f"visual.{k}": v for k, v in encoder.visual.state_dict().items()}
+    state = with_trained(load_state_dict(str(weights), weights_only=True), trained, str(weights))
+    copy_other_files(folder, out)
+    save_file(state, out / OPEN_CLIP_WEIGHTS[0])
+
+
 def open_clip_named(name: str, checkpoint: str | None) -> VisionSource:
     model_cfg = get_model_config(name)
     if model_cfg is None:
@@ -193,4 +215,5 @@ SOURCE_KINDS.register("open_clip", SourceKind(
     folder=open_clip_folder,
     named=open_clip_named,
     priority=1,
+    save=save_open_clip_folder,
 ))

@@ -13,17 +13,25 @@ A folder is recognised by each kind's marker file (``config.json`` with ``model_
 ``open_clip_config.json``: open_clip; ``config.json`` with ``architecture``: timm). When several
 match (laion's ViT repos ship both transformers and open_clip files) the lowest ``priority`` wins;
 a prefix chooses explicitly. Adding a kind is one `SourceKind` entry, registered next to its encoder.
+
+A kind's ``save`` writes a trained encoder back into its source folder's layout (the `maskembed` stage's
+result): the folder's other files copied, its weights file rewritten with the trained tensors in place
+of the tower's and every other tensor (text towers, classifier heads) kept, so it loads wherever the
+original did.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from transformers import AutoImageProcessor, PreTrainedConfig
+import torch
+from torch import nn
+from transformers import AutoImageProcessor, AutoModel, PreTrainedConfig
 from transformers.image_utils import PILImageResampling
 
 from vlm.hub import PartNotFoundError, resolve_part
@@ -65,13 +73,16 @@ class VisionSource:
 @dataclass(frozen=True)
 class SourceKind:
     """One library's way of naming towers. ``marker`` says what `recognise` looks for (error messages);
-    ``named(name, checkpoint)`` builds a built-in architecture, None where the library has none."""
+    ``named(name, checkpoint)`` builds a built-in architecture, None where the library has none.
+    ``save(encoder, folder, out)`` writes ``encoder`` (built from ``folder``'s source) into ``out`` in
+    ``folder``'s layout; None where the kind cannot."""
 
     marker: str
     recognise: Callable[[Path], bool]
     folder: Callable[[Path], VisionSource]
     named: Callable[[str, str | None], VisionSource] | None = None
     priority: int = 0
+    save: Callable[[nn.Module, Path, Path], None] | None = None
 
 
 SOURCE_KINDS: Registry[SourceKind] = Registry("vision source kind")
@@ -92,12 +103,17 @@ def vision_source(ref: str) -> VisionSource:
 
 def folder_source(folder: Path) -> VisionSource:
     """The source of a local folder, by the kind whose marker files it holds."""
+    return SOURCE_KINDS.get(folder_kind(folder)).folder(folder)
+
+
+def folder_kind(folder: Path) -> str:
+    """The key of the kind whose marker files ``folder`` holds (of several, the lowest ``priority``)."""
     kinds = {key: SOURCE_KINDS.get(key) for key in SOURCE_KINDS}
-    matches = sorted((kind for kind in kinds.values() if kind.recognise(folder)), key=lambda kind: kind.priority)
+    matches = sorted((key for key, kind in kinds.items() if kind.recognise(folder)), key=lambda key: kinds[key].priority)
     if not matches:
         looked = "; ".join(f"{kind.marker} ({key})" for key, kind in kinds.items())
         raise PartNotFoundError(f"{folder} holds no vision encoder this project reads: looked for {looked}")
-    return matches[0].folder(folder)
+    return matches[0]
 
 
 def _prefixed(key: str, kind: SourceKind, rest: str) -> VisionSource:
@@ -134,6 +150,41 @@ def first_file(folder: Path, names: tuple[str, ...], what: str) -> Path:
     raise PartNotFoundError(f"{folder} has {what} but no weights: looked for {', '.join(names)}")
 
 
+def with_trained(original: Mapping[str, torch.Tensor], trained: Mapping[str, torch.Tensor], what: str) -> dict:
+    """``original``'s tensors with ``trained``'s in place of those of the same name (each must exist, same shape)."""
+    unknown = sorted(k for k in trained if k not in original)
+    reshaped = sorted(k for k in trained if k in original and original[k].shape != trained[k].shape)
+    if unknown or reshaped:
+        raise ValueError(f"the trained encoder does not fit {what}: tensors it lacks {unknown[:3]}, "
+                         f"of another shape {reshaped[:3]}")
+    return {k: trained.get(k, v).detach().contiguous() for k, v in original.items()}
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".index.json")
+
+
+def copy_other_files(folder: Path, out: Path) -> None:
+    """Every file of ``folder`` but its weights (and those ``out`` already has): configs, preprocessing,
+    tokenizers, so a saved folder keeps the original's layout."""
+    out.mkdir(parents=True, exist_ok=True)
+    for path in folder.iterdir():
+        if path.is_file() and not path.name.endswith(WEIGHT_SUFFIXES) and not (out / path.name).exists():
+            shutil.copy2(path, out / path.name)
+
+
+def _transformers_save(encoder: nn.Module, folder: Path, out: Path) -> None:
+    """The folder's whole model (a vision model, or e.g. a CLIPModel with its text tower), its part that
+    holds the tower's tensors replaced."""
+    whole = AutoModel.from_pretrained(folder, dtype=encoder.model.dtype)
+    trained = encoder.model.state_dict()
+    tower = next((m for _, m in whole.named_modules() if trained.keys() <= m.state_dict().keys()), None)
+    if tower is None:
+        raise ValueError(f"{folder}'s {type(whole).__name__} has no part holding the trained tower's tensors")
+    tower.load_state_dict(with_trained(tower.state_dict(), trained, str(folder)))
+    whole.save_pretrained(out)
+    copy_other_files(folder, out)
+
+
 def _transformers_folder(folder: Path) -> VisionSource:
     processor = AutoImageProcessor.from_pretrained(folder)
     normalisation = Normalisation(
@@ -150,4 +201,5 @@ SOURCE_KINDS.register("transformers", SourceKind(
     marker="config.json with model_type",
     recognise=lambda folder: "model_type" in read_json(folder / "config.json"),
     folder=_transformers_folder,
+    save=_transformers_save,
 ))

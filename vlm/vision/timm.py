@@ -3,7 +3,8 @@
 Sources (`vlm.vision.sources`): ``timm:NAME`` (random), ``timm:NAME@/path/weights.safetensors``, or a
 folder in timm's Hugging Face layout (``config.json`` with ``architecture`` + ``model.safetensors``; a
 ``hf-hub:`` repo is one). The VLM's vision config (`TimmVisionConfig`) keeps the architecture and its
-``timm.create_model`` arguments, so a saved VLM rebuilds the tower offline. The classifier is dropped.
+``timm.create_model`` arguments, so a saved VLM rebuilds the tower offline. The classifier is dropped;
+a trained tower saved back into such a folder (`save_timm_folder`) keeps the original's head.
 
 Features come from timm's ``forward_intermediates``; ``vision_feature_layer`` counts blocks (ViTs) or
 stages (CNNs) like transformers' hidden states (`vlm.vision.layers.block_indices`). ViT-style models
@@ -24,9 +25,10 @@ from pathlib import Path
 
 import timm
 import torch
+from safetensors.torch import save_file
 from timm.data import resolve_data_config
 from timm.layers import GlobalResponseNormMlp
-from timm.models import named_apply
+from timm.models import load_state_dict, named_apply
 from timm.models._hub import load_model_config_from_path
 from timm.models.convnext import ConvNeXt, ConvNeXtStage
 from timm.models.convnext import _init_weights as convnext_init
@@ -37,7 +39,16 @@ from vlm.config import VLMConfig
 from vlm.vision.base import VISION_ENCODERS, VisionEncoder
 from vlm.vision.convnext import STAGE5_SEED
 from vlm.vision.layers import block_indices, concat_levels, stage_blocks
-from vlm.vision.sources import SOURCE_KINDS, Normalisation, SourceKind, VisionSource, first_file, read_json
+from vlm.vision.sources import (
+    SOURCE_KINDS,
+    Normalisation,
+    SourceKind,
+    VisionSource,
+    copy_other_files,
+    first_file,
+    read_json,
+    with_trained,
+)
 
 TIMM_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 
@@ -221,6 +232,17 @@ def timm_folder(folder: Path) -> VisionSource:
     return _source(architecture, dict(model_args or {}), pretrained_cfg, str(folder))
 
 
+def save_timm_folder(encoder: nn.Module, folder: Path, out: Path) -> None:
+    """``encoder``'s timm model in ``folder``'s layout: its weights with the trained tensors replaced (the
+    classifier, which the encoder drops, kept), as ``model.safetensors``, and its config.json."""
+    if getattr(encoder, "stage5", None) is not None:
+        raise ValueError("a fifth stage (stage5_depth) has no place in a timm folder; save the VLM instead")
+    weights = first_file(folder, TIMM_WEIGHTS, "a timm config.json")
+    state = with_trained(load_state_dict(str(weights), weights_only=True), encoder.trunk.state_dict(), str(weights))
+    copy_other_files(folder, out)
+    save_file(state, out / TIMM_WEIGHTS[0])
+
+
 def timm_named(name: str, checkpoint: str | None) -> VisionSource:
     if not timm.is_model(name):
         known = len(timm.list_models())
@@ -235,4 +257,5 @@ SOURCE_KINDS.register("timm", SourceKind(
     folder=timm_folder,
     named=timm_named,
     priority=2,
+    save=save_timm_folder,
 ))
