@@ -37,7 +37,8 @@ REFUSED = [
     ((CLS_KEPT,), SPATIAL, ALL_MODES, r"needs exactly 8x8=64 patch tokens, got 65 \(1 prefix tokens .* use 'default'"),
     ((CLS_KEPT,), ("linear", "mlp2x_gelu", "mlp3x_gelu", "mlp4x_gelu"), ("anyres",),
      r"anyres lays tiles out on a square token grid, but a tile gives 65 tokens"),
-    (ALL_ENCODERS, ("resampler32",), ("anyres",), r"anyres lays tiles out on a square token grid, but a tile gives 32 tokens"),
+    (ALL_ENCODERS, tuple(k for k in PROJECTORS.keys() if k.startswith("resampler")), ("anyres",),
+     r"high_res='anyres' rejoins each image's tiles on their token grid, but projector 'resampler\d*' emits learned queries"),
 ]
 LLAVA, LLAVA_NEXT = "LlavaForConditionalGeneration", "LlavaNextForConditionalGeneration"
 # Native transformers exports; everything else that builds stays in the vlm format.

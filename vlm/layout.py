@@ -94,6 +94,13 @@ class ImageLayout:
 
 def image_layout(config: VLMConfig) -> ImageLayout:
     """The config's image layout: its ``high_res`` strategy over base-size tiles of ``image_size``."""
+    projector = PROJECTORS.get(config.projector_type)
+    if HIGH_RES.get(config.high_res).needs_token_grid and not projector.keeps_grid:
+        raise ValueError(
+            f"high_res={config.high_res!r} rejoins each image's tiles on their token grid, but projector "
+            f"{config.projector_type!r} emits learned queries with no grid place: use a projector that keeps "
+            f"the grid ({', '.join(k for k in PROJECTORS.keys() if PROJECTORS.get(k).keeps_grid)})"
+        )
     return ImageLayout(
         high_res=config.high_res,
         tile_size=config.image_size,

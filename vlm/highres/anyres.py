@@ -63,6 +63,7 @@ def _span(bounds: slice) -> int:
 @HIGH_RES.register("anyres")
 class Anyres(HighRes):
     uses_newline = True
+    needs_token_grid = True
 
     @property
     def side(self) -> int:

@@ -27,6 +27,7 @@ class HighRes(ABC):
     """One way of turning an image into tiles; subclasses register under their ``high_res`` key."""
 
     uses_newline = False  # the model keeps a learned `image_newline` embedding (anyres)
+    needs_token_grid = False  # tiles are rejoined on their token grid (anyres), so the projector must keep one
     sized = True  # the model needs `image_sizes` to know each image's tiles
 
     def __init__(self, layout: ImageLayout):

@@ -14,7 +14,11 @@ class Projector(nn.Module, ABC):
     """Subclasses say how many tokens they emit for a token grid, so the processor can expand `<image>`.
 
     ``grid`` is the encoder's patch-token grid (rows, cols); spatial projectors need it.
+    ``keeps_grid``: its output tokens still lie on a (possibly coarser) row-major grid, which anyres
+    needs to rejoin tiles and unpad them; learned queries (a resampler) have no grid place.
     """
+
+    keeps_grid = True
 
     def __init__(self, in_dim: int, out_dim: int, bias: bool = True, grid: tuple[int, int] | None = None):
         super().__init__()

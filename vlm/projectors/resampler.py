@@ -33,6 +33,7 @@ class ResamplerLayer(nn.Module):
 
 
 class ResamplerProjector(Projector):
+    keeps_grid = False
     num_queries = 64
     depth = 2
 
