@@ -5,7 +5,8 @@ import torch
 from transformers import AutoModelForImageTextToText
 
 from vlm.build import BuildSpec
-from vlm.train.config import LoraConfig, OptimConfig, Recipe, StageConfig
+from vlm.train.config import LoraConfig, OptimConfig, Recipe, RunConfig, StageConfig
+from vlm.train.engine import cpu_threads
 from vlm.train.optim import make_optimizer, make_scheduler, param_groups
 from vlm.train.overrides import OverrideError, apply_overrides, coerce, parse_overrides
 from vlm.train.recipe import resolve
@@ -117,3 +118,15 @@ def test_qlora_without_cuda_stops_at_once(model):
         pytest.skip("a CUDA machine can run QLoRA")
     with pytest.raises(QLoRAUnavailableError, match="bitsandbytes.*CUDA"):
         apply_train_modes(model, {"llm": "qlora"}, LoraConfig())
+
+
+def test_cpu_threads_share_the_cores_among_local_processes(monkeypatch):
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    assert cpu_threads(RunConfig()) == 8  # accelerate launch's OMP_NUM_THREADS=1 does not idle the others
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert cpu_threads(RunConfig()) == 4
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "16")
+    assert cpu_threads(RunConfig()) == 1
+    assert cpu_threads(RunConfig(cpu_threads=3)) == 3

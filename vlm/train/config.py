@@ -104,6 +104,7 @@ class RunConfig:
     resume: bool = False  # continue from the run folder's last checkpoint / finished stages
     strict: bool = False  # fail at the first bad sample instead of skipping and counting it
     num_workers: int = 0
+    cpu_threads: int = 0  # torch threads per process on CPU; 0: the machine's cores shared by the local processes
     eval_tasks: list[str] = field(default_factory=lambda: ["synthetic_vqa", "synthetic_pope"])  # `vlm eval` tasks
     eval_limit: int | None = None  # first N questions of each eval task (None: all); 0 skips the evaluation
     eval_batch_size: int = 32

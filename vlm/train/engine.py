@@ -29,6 +29,7 @@ _PRISTINE = "_vlm_pristine_ds_config"
 def make_accelerator(run: RunConfig, run_dir: Path) -> Accelerator:
     if not torch.cuda.is_available():
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
+        torch.set_num_threads(cpu_threads(run))
     tracker = None if run.tracker == "none" else run.tracker
     accelerator = Accelerator(
         mixed_precision=run.mixed_precision,
@@ -41,6 +42,17 @@ def make_accelerator(run: RunConfig, run_dir: Path) -> Accelerator:
     if plugin is not None:
         setattr(accelerator, _PRISTINE, copy.deepcopy(plugin.deepspeed_config))
     return accelerator
+
+
+def cpu_threads(run: RunConfig) -> int:
+    """Torch threads per process on CPU: ``run.cpu_threads``, else the cores this process may use shared
+    by the processes on this machine (``accelerate launch`` pins every process to 1 thread, which would
+    leave all but one core idle in a single-process run)."""
+    if run.cpu_threads > 0:
+        return run.cpu_threads
+    local = int(os.environ.get("LOCAL_WORLD_SIZE") or os.environ.get("WORLD_SIZE") or 1)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // local)
 
 
 def _process_group() -> list:
