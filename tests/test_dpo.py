@@ -43,7 +43,7 @@ def _models(folder, seed=0):
     torch.manual_seed(seed)
     with torch.no_grad():  # make policy and reference differ, so the log-ratios are not all zero
         for p in policy.language_model.parameters():
-            p.add_(0.05 * torch.randn_like(p))
+            p.add_(0.3 * torch.randn_like(p))
     return policy, reference.eval()
 
 

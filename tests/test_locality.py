@@ -45,4 +45,5 @@ def test_image_level_pretraining_then_patch_probe(tmp_path):
     assert report["last_loss"] < report["first_loss"]
     assert (tmp_path / "pretrain.json").is_file() and AutoModel.from_pretrained(tmp_path).config.model_type == "clip_vision_model"
     scores = patch_probe(tmp_path, steps=10, batch_size=8, eval_images=8)
-    assert set(scores) == {"colour", "shape"} and all(0.0 <= v <= 1.0 for v in scores.values())
+    assert set(scores) == {"colour", "shape", "centre_shape", "box_l1"} and scores["box_l1"] >= 0.0
+    assert all(0.0 <= scores[k] <= 1.0 for k in ("colour", "shape", "centre_shape"))

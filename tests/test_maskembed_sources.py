@@ -185,4 +185,5 @@ def test_recipe_helpers_keep_the_open_clip_format(tmp_path):
     assert changed and all(k.startswith("visual.") for k in changed)
     open_clip.create_model(f"local-dir:{tmp_path}")
     scores = patch_probe(tmp_path, steps=3, batch_size=4, eval_images=4)
-    assert set(scores) == {"colour", "shape"} and all(0.0 <= v <= 1.0 for v in scores.values())
+    assert set(scores) == {"colour", "shape", "centre_shape", "box_l1"} and scores["box_l1"] >= 0.0
+    assert all(0.0 <= scores[k] <= 1.0 for k in ("colour", "shape", "centre_shape"))

@@ -28,9 +28,11 @@ def test_label_map_covers_exactly_the_drawn_pixels():
 def test_cell_targets_by_hand():
     big = Obj("blue", "square", "large", (0.0, 0.0, 0.5, 0.5))  # fills the top-left quarter
     speck = Obj("red", "circle", "tiny", (0.9, 0.9, 0.92, 0.92))  # 2x2 px at 100 px: under min_pixels
-    targets = cell_targets(Scene(0, [big, speck]), size=100, side=2, min_pixels=8)
+    classes, boxes = cell_targets(Scene(0, [big, speck]), size=100, side=2, min_pixels=8)
     blue, square, circle = 1 + list(COLOURS).index("blue"), 1 + SHAPES.index("square"), 1 + SHAPES.index("circle")
-    assert targets.tolist() == [[blue, square], [0, 0], [0, 0], [0, circle]]
+    # colour and shape of the covering object, shape of the centred one; the speck covers too little
+    assert classes.tolist() == [[blue, square, square], [0, 0, 0], [0, 0, 0], [0, 0, circle]]
+    assert boxes.tolist() == [[0.0, 0.0, 0.5, 0.5], [0.0] * 4, [0.0] * 4, [0.0] * 4]
 
 
 @pytest.mark.parametrize(("key", "cells"), [("tiny-convnext", 64), ("tiny-clip", 64), ("tiny-dinov2", 64)])
@@ -46,6 +48,7 @@ def test_short_vision_pretraining_learns_and_is_deterministic(tmp_path):
     report = pretrain_patch_labels(tiny_path("tiny-clip"), tmp_path / "a", config)
     assert report["last_loss"] < 0.7 * report["first_loss"]
     assert report["val_accuracy"]["colour"] > 0.5  # 8 colours
+    assert report["val_accuracy"]["box_l1"] < 0.25  # mean |error| of box coordinates in [0, 1]
     assert json.loads((tmp_path / "a" / "pretrain.json").read_text()) == report
     AutoImageProcessor.from_pretrained(tmp_path / "a")
     model, before = AutoModel.from_pretrained(tmp_path / "a"), AutoModel.from_pretrained(tiny_path("tiny-clip"))

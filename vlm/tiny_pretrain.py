@@ -1,9 +1,9 @@
 """Self-training a tiny vision encoder on the shapes world, so an embedded default starts from an
 encoder that has seen images (as a real recipe starts from CLIP) instead of from noise.
 
-The objective is dense: through linear heads that are thrown away afterwards, each cell of the
-encoder's output grid predicts the colour of the object covering it and the shape of the object
-centred in it (or none): two cross-entropies, as in centre-based detection.
+The objective is dense, detection-like: through linear heads that are thrown away afterwards, each
+cell of the encoder's output grid predicts the colour and the shape of the object covering it, the
+shape of the object centred in it (or none), and the covering object's box in image coordinates.
 The result is an ordinary Hugging Face folder (the same config, weights and image processor files
 as the randomly initialised input), plus ``pretrain.json`` with the losses and a held-out probe score.
 """
@@ -48,22 +48,35 @@ def grid_features(model: PreTrainedModel, pixel_values: torch.Tensor) -> torch.T
     return hidden[:, -side * side :]
 
 
-def cell_targets(scene: Scene, size: int, side: int, min_pixels: int) -> np.ndarray:
-    """(side*side, 2) class indices per grid cell: the colour of the object covering most of the cell
-    (0 when none covers ``min_pixels``), and the shape of the object whose centre lies in the cell
-    (0 when none does). Shape is asked only at centres: a cell seeing a corner cannot tell it."""
+def cell_targets(scene: Scene, size: int, side: int, min_pixels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per grid cell (row-major, ``side * side`` cells) of a ``size``-pixel rendering:
+
+    - classes ``(cells, 3)``: the colour and the shape of the object covering most of the cell (0 when
+      none covers ``min_pixels``), and the shape of the object whose centre lies in the cell (0 when none);
+    - boxes ``(cells, 4)``: the covering object's box in image coordinates (x1, y1, x2, y2 in [0, 1]),
+      zeros where no object covers the cell.
+
+    The box is absolute on purpose: a convolution cannot tell where it is, and spatial questions and
+    grounding need every token to carry where its object is (a ViT gets that from position embeddings).
+    """
     labels = np.asarray(scene.label_map(size))  # 0 = background, k = PAIRS[k - 1]
     rows, cols = np.indices(labels.shape) * side // size
     index = (rows * side + cols) * (len(PAIRS) + 1) + labels
     counts = np.bincount(index.ravel(), minlength=side * side * (len(PAIRS) + 1))
     objects = counts.reshape(side * side, len(PAIRS) + 1)[:, 1:]
     dominant = np.where(objects.max(1) >= min_pixels, objects.argmax(1), -1)
-    colour = np.array([0 if k < 0 else 1 + list(COLOURS).index(PAIRS[k][0]) for k in dominant])
-    shape = np.zeros(side * side, dtype=np.int64)
+    by_pair = {PAIRS.index((o.colour, o.shape)): o for o in scene.objects}
+    classes = np.zeros((side * side, 3), dtype=np.int64)
+    boxes = np.zeros((side * side, 4), dtype=np.float32)
+    for cell, k in enumerate(dominant):
+        if k >= 0:
+            colour, shape = PAIRS[k]
+            classes[cell, :2] = 1 + list(COLOURS).index(colour), 1 + SHAPES.index(shape)
+            boxes[cell] = by_pair[k].box
     for obj in scene.objects:
         x, y = (min(side - 1, int(v * side)) for v in obj.centre)
-        shape[y * side + x] = 1 + SHAPES.index(obj.shape)
-    return np.stack([colour, shape], axis=1)
+        classes[y * side + x, 2] = 1 + SHAPES.index(obj.shape)
+    return classes, boxes
 
 
 class _Batches:
@@ -73,37 +86,47 @@ class _Batches:
         self.world, self.processor = SyntheticWorld(split, size), processor
         self.size, self.side, self.min_pixels = size, side, min_pixels
 
-    def get(self, start: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def get(self, start: int, n: int) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         scenes = [self.world.scene(i) for i in range(start, start + n)]
         pixels = self.processor([s.render(self.size) for s in scenes], return_tensors="pt")["pixel_values"]
-        targets = [cell_targets(s, self.size, self.side, self.min_pixels) for s in scenes]
-        return pixels, torch.from_numpy(np.stack(targets))
+        classes, boxes = zip(*(cell_targets(s, self.size, self.side, self.min_pixels) for s in scenes), strict=True)
+        return pixels, (torch.from_numpy(np.stack(classes)), torch.from_numpy(np.stack(boxes)))
 
 
 class _Probe(nn.Module):
-    """Colour and shape heads over each cell's features; thrown away after pretraining."""
+    """Linear heads over each cell's features (colour, covering shape, centred shape, box); thrown away
+    after pretraining."""
+
+    BOX_WEIGHT = 3.0  # L1 on [0, 1] coordinates is small next to the cross-entropies
 
     def __init__(self, channels: int):
         super().__init__()
         self.colour = nn.Linear(channels, len(COLOURS) + 1)
         self.shape = nn.Linear(channels, len(SHAPES) + 1)
+        self.centre = nn.Linear(channels, len(SHAPES) + 1)
+        self.box = nn.Linear(channels, 4)
         self.ce = nn.CrossEntropyLoss()
-        # few cells hold a centre; without down-weighting "none" the shape head learns only that
-        self.shape_ce = nn.CrossEntropyLoss(weight=torch.tensor([0.1] + [1.0] * len(SHAPES)))
+        # few cells hold a centre; without down-weighting "none" the centre head learns only that
+        self.centre_ce = nn.CrossEntropyLoss(weight=torch.tensor([0.1] + [1.0] * len(SHAPES)))
 
-    def loss(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        features, targets = features.flatten(0, 1), targets.flatten(0, 1)
-        return self.ce(self.colour(features), targets[:, 0]) + self.shape_ce(self.shape(features), targets[:, 1])
+    def loss(self, features: torch.Tensor, targets: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        features, classes, boxes = features.flatten(0, 1), targets[0].flatten(0, 1), targets[1].flatten(0, 1)
+        covered = classes[:, 0] > 0
+        box = (self.box(features[covered]) - boxes[covered]).abs().mean() if covered.any() else features.sum() * 0
+        return (self.ce(self.colour(features), classes[:, 0]) + self.ce(self.shape(features), classes[:, 1])
+                + self.centre_ce(self.centre(features), classes[:, 2]) + self.BOX_WEIGHT * box)
 
-    def accuracy(self, features: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
-        """On cells an object covers, is its colour right; on cells holding an object's centre, is its
-        shape (among the shapes) right."""
-        features, targets = features.flatten(0, 1), targets.flatten(0, 1)
+    def accuracy(self, features: torch.Tensor, targets: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
+        """On cells an object covers: is its colour right, its shape right (among the shapes), and the mean
+        L1 error of its box; on cells holding an object's centre: is its shape right."""
+        features, classes, boxes = features.flatten(0, 1), targets[0].flatten(0, 1), targets[1].flatten(0, 1)
         out = {}
-        for name, head, column in (("colour", self.colour, 0), ("shape", self.shape, 1)):
-            cells = targets[:, column] > 0
-            right = head(features[cells])[:, 1:].argmax(-1) + 1 == targets[cells, column]
+        for name, head, column in (("colour", self.colour, 0), ("shape", self.shape, 1), ("centre_shape", self.centre, 2)):
+            cells = classes[:, column] > 0
+            right = head(features[cells])[:, 1:].argmax(-1) + 1 == classes[cells, column]
             out[name] = round(right.float().mean().item(), 4)
+        covered = classes[:, 0] > 0
+        out["box_l1"] = round((self.box(features[covered]) - boxes[covered]).abs().mean().item(), 4)
         return out
 
 
@@ -156,7 +179,7 @@ def pretrain_patch_labels(source: Path, out: Path, config: PretrainConfig = Pret
         features = grid_features(model, pixels)
         val_loss, accuracy = head.loss(features, targets).item(), head.accuracy(features, targets)
     report = {
-        "objective": "per grid cell: colour of the covering object, shape of the centred object",
+        "objective": "per grid cell: colour, shape and box of the covering object, shape of the centred object",
         "config": asdict(config),
         "grid": [side, side],
         **loss_summary(losses),
