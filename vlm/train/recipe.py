@@ -85,7 +85,8 @@ def run_recipe(recipe: Recipe) -> Path:
     metrics.plot(run_dir / "loss.png")
     accelerator.end_training()
     if accelerator.is_main_process and recipe.run.eval_limit != 0 and recipe.run.eval_tasks:
-        evaluate(final, recipe, run_dir)
+        with no_zero_init(accelerator):  # the other processes are gone: a partitioned load would wait for them
+            evaluate(final, recipe, run_dir)
     log.info("final model: %s (load with AutoModelForImageTextToText.from_pretrained)", final)
     return final
 
