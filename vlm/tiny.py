@@ -215,8 +215,9 @@ def tiny_tokenizer(special: dict[str, str], extra: list[str], chat_template: str
 # --- language models ------------------------------------------------------------------------------
 
 # Many narrow heads and an init scaled to the width (~1/sqrt(64); transformers' 0.02 suits widths near 1000).
-# With 4 heads at 0.02 the LM sat for thousands of steps on a plateau before it learned to find an object by
-# one attribute and report another; with 16 heads at 0.1 it learns that within ~1000 steps.
+# Given oracle one-hot object features, the LM with 4 heads at 0.02 answered colour questions 18 % right after
+# 2000 steps (a long plateau before it learns to find an object by one attribute and report another); with 16
+# heads at 0.1 it answered 86 %.
 LM_SIZES = dict(
     hidden_size=64,
     intermediate_size=176,

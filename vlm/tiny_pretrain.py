@@ -111,10 +111,14 @@ class _Probe(nn.Module):
 
     def loss(self, features: torch.Tensor, targets: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         features, classes, boxes = features.flatten(0, 1), targets[0].flatten(0, 1), targets[1].flatten(0, 1)
-        covered = classes[:, 0] > 0
-        box = (self.box(features[covered]) - boxes[covered]).abs().mean() if covered.any() else features.sum() * 0
+        box = self.box_error(features, classes, boxes) if (classes[:, 0] > 0).any() else features.sum() * 0
         return (self.ce(self.colour(features), classes[:, 0]) + self.ce(self.shape(features), classes[:, 1])
                 + self.centre_ce(self.centre(features), classes[:, 2]) + self.BOX_WEIGHT * box)
+
+    def box_error(self, features: torch.Tensor, classes: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        """Mean L1 error of the predicted box over the cells an object covers (flattened cells)."""
+        covered = classes[:, 0] > 0
+        return (self.box(features[covered]) - boxes[covered]).abs().mean()
 
     def accuracy(self, features: torch.Tensor, targets: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
         """On cells an object covers: is its colour right, its shape right (among the shapes), and the mean
@@ -125,8 +129,7 @@ class _Probe(nn.Module):
             cells = classes[:, column] > 0
             right = head(features[cells])[:, 1:].argmax(-1) + 1 == classes[cells, column]
             out[name] = round(right.float().mean().item(), 4)
-        covered = classes[:, 0] > 0
-        out["box_l1"] = round((self.box(features[covered]) - boxes[covered]).abs().mean().item(), 4)
+        out["box_l1"] = round(self.box_error(features, classes, boxes).item(), 4)
         return out
 
 
