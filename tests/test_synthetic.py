@@ -2,6 +2,7 @@ import io
 import json
 import random
 import re
+from collections import Counter
 
 import pytest
 
@@ -185,6 +186,29 @@ def test_pope_balanced_and_negatives_absent(world):
                 assert all(r in names for r in ranked[: ranked.index(rec["object"])])
     assert set(counts) == {(c, a) for c in ("random", "popular", "adversarial") for a in ("yes", "no")}
     assert len(set(counts.values())) == 1
+
+
+def test_object_probes_balanced_truthful_with_a_near_miss(world):
+    asked = {"yes": Counter(), "no": Counter()}
+    for i in range(N):
+        scene = world.scene(i)
+        names = {o.name for o in scene.objects}
+        records = world.records(i, "objects")
+        assert [answer(r) for r in records] == ["yes"] * 3 + ["no"] * 3
+        objs = [asked_object(rec) for rec in records]
+        for rec, obj in zip(records, objs, strict=True):
+            assert (obj in names) == (answer(rec) == "yes")
+            asked[answer(rec)][obj] += 1
+        colour, shape = objs[3].split()
+        assert any((o.colour == colour) != (o.shape == shape) for o in scene.objects)
+    # absent objects are drawn by frequency, like present ones: the most asked-about object is asked both ways
+    top = asked["yes"].most_common(1)[0][0]
+    assert asked["no"][top] > 0
+
+
+def asked_object(rec):
+    question = rec["conversations"][0]["value"]
+    return next(f"{c} {s}" for c in COLOURS for s in SHAPES if f" {c} {s}" in question)
 
 
 def test_preference_differs_in_one_fact(world):

@@ -37,10 +37,10 @@ SPLIT_OFFSETS: dict[str, int] = {"train": 0, "val": 1_000_000_000, "test": 2_000
 MAX_INDEX = 1_000_000_000
 # skewed frequencies, so POPE's "popular" negatives (most frequent absent objects) mean something
 PAIRS = [(c, s) for c in COLOURS for s in SHAPES]
-_PAIR_WEIGHTS = [
+PAIR_WEIGHTS = [
     (len(COLOURS) + 2 - i) * (len(SHAPES) + 2 - j) for i in range(len(COLOURS)) for j in range(len(SHAPES))
 ]
-TASKS = ("caption", "vqa", "instruct", "dialog", "ground", "pope", "pref")
+TASKS = ("caption", "vqa", "instruct", "dialog", "ground", "pope", "objects", "pref")
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ def generate_scene(seed: int) -> Scene:
 
 def _pick_pair(rng: random.Random, used: set[tuple[str, str]]) -> tuple[str, str]:
     while True:
-        pair = rng.choices(PAIRS, weights=_PAIR_WEIGHTS)[0]
+        pair = rng.choices(PAIRS, weights=PAIR_WEIGHTS)[0]
         if pair not in used:
             return pair
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from functools import lru_cache
 
-from vlm.data.synthetic import COLOURS, SHAPES, Obj, Scene, generate_scene
+from vlm.data.synthetic import COLOURS, PAIR_WEIGHTS, PAIRS, SHAPES, Obj, Scene, generate_scene
 
 CAPTION_PROMPTS = ("Describe the image briefly.", "What is in this picture?", "Write a short caption.")
 MIN_GAP = 0.1  # centres must differ by this much for a relation to be stated
@@ -183,6 +183,34 @@ def pope(scene: Scene, rng: random.Random, uid: str, path: str) -> list[dict]:
     return out
 
 
+EXISTENCE_WORDINGS = (
+    "Is there {obj}? Answer yes or no.",
+    "Is there {obj} in the image? Answer yes or no.",
+    "Does the image contain {obj}? Answer yes or no.",
+    "Can you see {obj} in this picture? Answer yes or no.",
+)
+
+
+def object_probes(scene: Scene, rng: random.Random) -> list[dict]:
+    """Object-existence questions, yes/no balanced: three objects of the scene and three absent ones that
+    plausibly could be there (one sharing a colour or shape with a present object, as co-occurrence
+    hallucinations do; two drawn by how often objects occur, so an object's name alone does not tell
+    the answer), in varied wordings."""
+    present = [(o.colour, o.shape) for o in rng.choices(scene.objects, k=3)]
+    names = {(o.colour, o.shape) for o in scene.objects}
+    prior = [(p, w) for p, w in zip(PAIRS, PAIR_WEIGHTS) if p not in names]
+    absent = [pope_negative(scene, rng, "adversarial")]
+    absent += rng.choices([p for p, _ in prior], weights=[w for _, w in prior], k=2)
+    pairs = [(p, "yes") for p in present] + [(p, "no") for p in absent]
+    return [{"type": "existence", "question": rng.choice(EXISTENCE_WORDINGS).format(obj=article(f"{c} {s}")),
+             "answer": answer} for (c, s), answer in pairs]
+
+
+def objects(scene: Scene, rng: random.Random, uid: str, path: str) -> list[dict]:
+    return [record(f"{uid}_{k}", path, [(q["question"], q["answer"])], type="existence", answer=q["answer"])
+            for k, q in enumerate(object_probes(scene, rng))]
+
+
 def _swap(scene: Scene, rng: random.Random) -> tuple[Scene, dict]:
     """Copy of the scene with one attribute of one object changed to a value absent from the scene."""
     i = rng.randrange(len(scene.objects))
@@ -236,5 +264,6 @@ EMITTERS: dict[str, Emitter] = {
     "dialog": dialog,
     "ground": ground,
     "pope": pope,
+    "objects": objects,
     "pref": pref,
 }
