@@ -21,6 +21,7 @@ from vlm.data.synthetic_tasks import (
     RELATION_WORDS,
     _absent_pair,
     caption_text,
+    object_probes,
     relation,
     vqa_questions,
 )
@@ -141,19 +142,20 @@ class ChatLLMRewriter:
 
 
 def povid_records(world: SyntheticWorld, index: int, rewriter: HallucinationRewriter) -> list[dict]:
-    """Preference records for one scene: its caption and every VQA question, chosen = ground truth,
-    rejected = ``rewriter``'s hallucinated version (pairs it cannot rewrite are left out)."""
+    """Preference records for one scene: its caption, every VQA question and `object_probes`, chosen =
+    ground truth, rejected = ``rewriter``'s hallucinated version (pairs it cannot rewrite are left out)."""
     scene = world.scene(index)
     rng = random.Random(f"povid:{scene.seed}")
     items = [("caption", "Describe the image briefly.", caption_text(scene))]
     items += [(q["type"], q["question"], q["answer"]) for q in vqa_questions(scene, rng)]
+    items += [(q["type"], q["question"], q["answer"]) for q in object_probes(scene, rng)]
     out = []
     for kind, question, answer in items:
         rejected = rewriter(question, answer, {"scene": scene, "type": kind})
         if rejected is None or rejected == answer:
             continue
         out.append({
-            "id": f"povid_{world.split}_{index:07d}_{kind}", "image": world.image_path(index),
+            "id": f"povid_{world.split}_{index:07d}_{len(out)}_{kind}", "image": world.image_path(index),
             "prompt": "<image>\n" + question, "chosen": answer, "rejected": rejected, "type": kind,
         })
     return out
