@@ -52,16 +52,7 @@ def _generate_batch(
     model: PreTrainedModel, processor: ProcessorMixin, prompts: Sequence[Prompt], max_new_tokens: int
 ) -> list[str]:
     tokenizer = processor.tokenizer
-    with _left_padding(tokenizer):
-        inputs = processor.apply_chat_template(
-            [list(messages) for messages, _ in prompts],
-            add_generation_prompt=True,
-            tokenize=True,
-            return_dict=True,
-            return_tensors="pt",
-            processor_kwargs={"images": [list(images) for _, images in prompts], "padding": True},
-        )
-    inputs = {k: v.to(model.device) for k, v in inputs.items() if isinstance(v, torch.Tensor)}
+    inputs = _prompt_inputs(model, processor, prompts)
     settings: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": False}
     if model.generation_config.pad_token_id is None:
         settings["pad_token_id"] = tokenizer.pad_token_id
@@ -71,8 +62,42 @@ def _generate_batch(
     return [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
 
 
+def _prompt_inputs(model: PreTrainedModel, processor: ProcessorMixin, prompts: Sequence[Prompt]) -> dict:
+    """Left-padded model inputs for a batch of prompts, with the generation prompt added."""
+    with left_padding(processor.tokenizer):
+        inputs = processor.apply_chat_template(
+            [list(messages) for messages, _ in prompts],
+            add_generation_prompt=True,
+            tokenize=True,
+            return_dict=True,
+            return_tensors="pt",
+            processor_kwargs={"images": [list(images) for _, images in prompts], "padding": True},
+        )
+    return {k: v.to(model.device) for k, v in inputs.items() if isinstance(v, torch.Tensor)}
+
+
+def first_token_margins(
+    model: PreTrainedModel, processor: ProcessorMixin, prompts: Sequence[Prompt], first: str, second: str,
+    batch_size: int = 32,
+) -> list[float]:
+    """Per prompt, ``logit(first) - logit(second)`` for the reply's first token (each word's first token)."""
+    ids = [processor.tokenizer.encode(word, add_special_tokens=False)[0] for word in (first, second)]
+    was_training = model.training
+    model.eval()
+    margins: list[float] = []
+    try:
+        for start in range(0, len(prompts), batch_size):
+            inputs = _prompt_inputs(model, processor, prompts[start : start + batch_size])
+            with torch.inference_mode():
+                logits = model(**inputs).logits[:, -1].float()
+            margins += (logits[:, ids[0]] - logits[:, ids[1]]).tolist()
+    finally:
+        model.train(was_training)
+    return margins
+
+
 @contextmanager
-def _left_padding(tokenizer: PreTrainedTokenizerBase) -> Iterator[None]:
+def left_padding(tokenizer: PreTrainedTokenizerBase) -> Iterator[None]:
     """Left padding for the duration of the block; the tokenizer's own setting is restored after."""
     previous = tokenizer.padding_side
     tokenizer.padding_side = "left"

@@ -2,6 +2,10 @@
 
 POPE: the ``synthetic_pope`` task of `vlm eval` (per scene, three categories with one present and
 one absent object each), scored as LLaVA's POPE script does.
+Yes/no AUC: the same POPE questions scored without decoding: per split, the ROC AUC of
+``logit(yes) - logit(no)`` at the answer's first token between present and absent objects. Accuracy,
+F1 and yes-ratio mix the model's yes/no bias with whether it tells present from absent; the AUC is
+the second alone (0.5: the answer does not depend on what is in the image).
 CHAIR-style: greedy captions; every "<colour> <shape>" they mention is checked against the scene
 (CHAIR_i = hallucinated mentions / mentions, CHAIR_s = captions with any, recall = objects named).
 
@@ -15,8 +19,10 @@ import json
 import re
 from pathlib import Path
 
+import torch
+
 from vlm.data.synthetic import COLOURS, SHAPES, SyntheticWorld
-from vlm.eval.generate import generate_answers
+from vlm.eval.generate import first_token_margins, generate_answers
 
 
 def pope_probe(model_dir: Path, limit: int | None = None, out: Path | None = None) -> dict:
@@ -27,6 +33,36 @@ def pope_probe(model_dir: Path, limit: int | None = None, out: Path | None = Non
     out = out or Path(model_dir).parent / f"{Path(model_dir).name}-eval"
     settings = EvalSettings(str(model_dir), ["synthetic_pope"], limit=limit, out=str(out))
     return evaluate(settings)["results"]["synthetic_pope"]["breakdown"]
+
+
+def roc_auc(positive: list[float], negative: list[float]) -> float:
+    """P(a positive scores above a negative), ties counting one half."""
+    pos, neg = torch.tensor(positive), torch.tensor(negative)
+    wins = (pos[:, None] > neg[None]).double() + 0.5 * (pos[:, None] == neg[None]).double()
+    return float(wins.mean())
+
+
+def yes_no_auc(model_dir: Path, n_images: int = 100, image_size: int = 256, batch_size: int = 32) -> dict:
+    """Per POPE split (and ``mean``): AUC of ``logit(yes) - logit(no)``, present vs absent objects."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    model = AutoModelForImageTextToText.from_pretrained(model_dir)
+    processor = AutoProcessor.from_pretrained(model_dir)
+    world = SyntheticWorld("test", image_size)
+    probes = [(rec, i) for i in range(n_images) for rec in world.records(i, "pope")]
+    prompts = [([{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": _question(rec)}]}],
+                [world.image(i)]) for rec, i in probes]
+    margins = first_token_margins(model, processor, prompts, "yes", "no", batch_size)
+    out = {}
+    for split in ("random", "popular", "adversarial"):
+        rows = [(m, rec["answer"]) for m, (rec, _) in zip(margins, probes, strict=True) if rec["category"] == split]
+        out[split] = roc_auc([m for m, a in rows if a == "yes"], [m for m, a in rows if a == "no"])
+    out["mean"] = sum(out.values()) / 3
+    return out
+
+
+def _question(record: dict) -> str:
+    return record["conversations"][0]["value"].replace("<image>", "").strip()
 
 
 _MENTION = re.compile(rf"\b({'|'.join(COLOURS)}) ({'|'.join(SHAPES)})")
@@ -56,10 +92,12 @@ def chair_probe(model_dir: Path, n_images: int = 200, image_size: int = 256, bat
 def compare(before: Path, after: Path, out: Path, n_images: int = 100, image_size: int = 256) -> dict:
     """Probe both models, write ``out`` (JSON) and return ``{"before": report, "after": report, ...}``
     (POPE reports on the first ``n_images`` scenes, 6 questions each, under ``before``/``after``;
-    CHAIR-style ones under ``chair_before``/``chair_after``)."""
+    yes/no AUCs under ``auc_before``/``auc_after``; CHAIR-style ones under ``chair_before``/``chair_after``)."""
     probes = out.parent / f"{out.stem}-eval"
     result = {"before": pope_probe(before, 6 * n_images, probes / "before"),
               "after": pope_probe(after, 6 * n_images, probes / "after"),
+              "auc_before": yes_no_auc(before, n_images, image_size),
+              "auc_after": yes_no_auc(after, n_images, image_size),
               "chair_before": chair_probe(before, n_images, image_size),
               "chair_after": chair_probe(after, n_images, image_size),
               "n_images": n_images, "before_model": str(before), "after_model": str(after)}
@@ -72,6 +110,10 @@ def table(result: dict) -> str:
     lines = [f"{'POPE (mean of 3 splits)':<26}" + "".join(f"{k:>11}" for k in keys)]
     for name in ("before", "after"):
         lines.append(f"{name:<26}" + "".join(f"{100 * result[name]['mean'][k]:>11.1f}" for k in keys))
+    lines.append(f"{'yes/no AUC (present/absent)':<26}" + "".join(f"{k:>11}" for k in ("random", "popular", "adversarial", "mean")))
+    for name in ("before", "after"):
+        auc = result[f"auc_{name}"]
+        lines.append(f"{name:<26}" + "".join(f"{100 * auc[k]:>11.1f}" for k in ("random", "popular", "adversarial", "mean")))
     lines.append(f"{'captions (CHAIR-style)':<26}" + "".join(f"{k:>11}" for k in ("chair_i", "chair_s", "recall")))
     for name in ("before", "after"):
         chair = result[f"chair_{name}"]

@@ -1,0 +1,61 @@
+"""The bias-free yes/no probe: ROC AUC, and first-token margins that do not depend on batching."""
+
+import random
+
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from vlm.build import BuildSpec, build
+from vlm.data.synthetic import SyntheticWorld
+from vlm.eval.generate import first_token_margins
+from vlm.eval.hallucination import roc_auc, yes_no_auc
+
+
+def test_roc_auc_matches_sklearn_with_ties():
+    rng = random.Random(0)
+    pos = [rng.choice([0.0, 0.5, 1.0, 2.0]) for _ in range(30)]
+    neg = [rng.choice([-1.0, 0.0, 0.5, 1.0]) for _ in range(40)]
+    expected = roc_auc_score([1] * len(pos) + [0] * len(neg), pos + neg)
+    assert roc_auc(pos, neg) == pytest.approx(expected)
+    assert roc_auc([2.0], [1.0]) == 1.0 and roc_auc([1.0], [2.0]) == 0.0 and roc_auc([1.0], [1.0]) == 0.5
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny-vlm")
+    model, processor = build(BuildSpec(vision="tiny-clip", projector="mlp2x_gelu", llm="tiny-llama", template="llama3"))
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return model, processor, out
+
+
+def _prompt(text, image):
+    return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}], [image]
+
+
+def test_margins_are_the_first_token_logits_whatever_the_batch(tiny):
+    model, processor, _ = tiny
+    world = SyntheticWorld("test", 64)
+    prompts = [_prompt("Is there a red circle? Answer yes or no.", world.image(0)),
+               _prompt("Is there a blue star in the image? Answer yes or no.", world.image(1)),
+               _prompt("Yes?", world.image(2))]
+    batched = first_token_margins(model, processor, prompts, "yes", "no", batch_size=3)
+    single = [first_token_margins(model, processor, [p], "yes", "no")[0] for p in prompts]
+    assert batched == pytest.approx(single, abs=1e-4)
+    messages, images = prompts[1]
+    inputs = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True,
+                                           return_tensors="pt", processor_kwargs={"images": images})
+    with torch.inference_mode():
+        logits = model(**{k: v for k, v in inputs.items() if isinstance(v, torch.Tensor)}).logits[0, -1]
+    yes, no = (processor.tokenizer.encode(w, add_special_tokens=False)[0] for w in ("yes", "no"))
+    assert batched[1] == pytest.approx((logits[yes] - logits[no]).item(), abs=1e-4)
+    assert len({round(m, 4) for m in batched}) == 3  # the margin depends on the prompt
+
+
+def test_yes_no_auc_per_split(tiny):
+    _, _, folder = tiny
+    result = yes_no_auc(folder, n_images=6, image_size=64, batch_size=8)
+    assert set(result) == {"random", "popular", "adversarial", "mean"}
+    assert all(0.0 <= v <= 1.0 for v in result.values())
+    assert result["mean"] == pytest.approx(sum(result[k] for k in ("random", "popular", "adversarial")) / 3)
