@@ -59,3 +59,27 @@ def test_yes_no_auc_per_split(tiny):
     assert set(result) == {"random", "popular", "adversarial", "mean"}
     assert all(0.0 <= v <= 1.0 for v in result.values())
     assert result["mean"] == pytest.approx(sum(result[k] for k in ("random", "popular", "adversarial")) / 3)
+
+
+def test_presence_probe_reads_what_the_tokens_encode():
+    from vlm.eval.token_probe import fit_presence_probe
+
+    g = torch.Generator().manual_seed(0)
+    labels = (torch.rand(600, 12, generator=g) < 0.2).float()
+    tokens = torch.randn(600, 5, 16, generator=g) * 0.5
+    # one token per present object carries the object's code
+    codes = torch.randn(12, 16, generator=g)
+    for i, row in enumerate(labels):
+        for k, j in enumerate(row.nonzero().flatten()[:5].tolist()):
+            tokens[i, k] += codes[j]
+    labels = torch.stack([torch.zeros(12).index_fill(0, r.nonzero().flatten()[:5], 1) for r in labels])
+    encoded = fit_presence_probe(tokens[:400], labels[:400], tokens[400:], labels[400:], steps=150)
+    noise = fit_presence_probe(torch.randn(600, 5, 16, generator=g)[:400], labels[:400],
+                               torch.randn(200, 5, 16, generator=g), labels[400:], steps=150)
+    assert encoded > 0.9 and 0.35 < noise < 0.65
+
+
+def test_presence_probe_on_a_model_folder(tiny):
+    from vlm.eval.token_probe import presence_probe
+
+    assert 0.0 <= presence_probe(tiny[2], n_train=16, n_test=8, image_size=64, steps=5) <= 1.0

@@ -198,7 +198,7 @@ def object_probes(scene: Scene, rng: random.Random) -> list[dict]:
     the answer), in varied wordings."""
     present = [(o.colour, o.shape) for o in rng.choices(scene.objects, k=3)]
     names = {(o.colour, o.shape) for o in scene.objects}
-    prior = [(p, w) for p, w in zip(PAIRS, PAIR_WEIGHTS) if p not in names]
+    prior = [(p, w) for p, w in zip(PAIRS, PAIR_WEIGHTS, strict=True) if p not in names]
     absent = [pope_negative(scene, rng, "adversarial")]
     absent += rng.choices([p for p, _ in prior], weights=[w for _, w in prior], k=2)
     pairs = [(p, "yes") for p in present] + [(p, "no") for p in absent]
