@@ -5,8 +5,8 @@ import random
 import pytest
 import torch
 from sklearn.metrics import roc_auc_score
+from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from vlm.build import BuildSpec, build
 from vlm.data.synthetic import SyntheticWorld
 from vlm.eval.generate import first_token_margins
 from vlm.eval.hallucination import roc_auc, yes_no_auc
@@ -22,12 +22,9 @@ def test_roc_auc_matches_sklearn_with_ties():
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    out = tmp_path_factory.mktemp("tiny-vlm")
-    model, processor = build(BuildSpec(vision="tiny-clip", projector="mlp2x_gelu", llm="tiny-llama", template="llama3"))
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    return model, processor, out
+def tiny(built_models):
+    folder = built_models(template="llama3")
+    return AutoModelForImageTextToText.from_pretrained(folder), AutoProcessor.from_pretrained(folder), folder
 
 
 def _prompt(text, image):
