@@ -110,10 +110,10 @@ def table(result: dict) -> str:
     lines = [f"{'POPE (mean of 3 splits)':<26}" + "".join(f"{k:>11}" for k in keys)]
     for name in ("before", "after"):
         lines.append(f"{name:<26}" + "".join(f"{100 * result[name]['mean'][k]:>11.1f}" for k in keys))
-    lines.append(f"{'yes/no AUC (present/absent)':<26}" + "".join(f"{k:>11}" for k in ("random", "popular", "adversarial", "mean")))
+    splits = ("random", "popular", "adversarial", "mean")
+    lines.append(f"{'yes/no AUC x100':<26}" + "".join(f"{k:>12}" for k in splits))
     for name in ("before", "after"):
-        auc = result[f"auc_{name}"]
-        lines.append(f"{name:<26}" + "".join(f"{100 * auc[k]:>11.1f}" for k in ("random", "popular", "adversarial", "mean")))
+        lines.append(f"{name:<26}" + "".join(f"{100 * result[f'auc_{name}'][k]:>12.1f}" for k in splits))
     lines.append(f"{'captions (CHAIR-style)':<26}" + "".join(f"{k:>11}" for k in ("chair_i", "chair_s", "recall")))
     for name in ("before", "after"):
         chair = result[f"chair_{name}"]
