@@ -80,3 +80,16 @@ def test_presence_probe_on_a_model_folder(tiny):
     from vlm.eval.token_probe import presence_probe
 
     assert 0.0 <= presence_probe(tiny[2], n_train=16, n_test=8, image_size=64, steps=5) <= 1.0
+
+
+def test_table_shows_pope_auc_and_chair_before_and_after():
+    from vlm.eval.hallucination import table
+
+    pope = {"mean": {"accuracy": 0.5, "precision": 0.5, "recall": 0.8, "f1": 0.6, "yes_ratio": 0.8}}
+    auc = {"random": 0.5, "popular": 0.25, "adversarial": 0.75, "mean": 0.5}
+    chair = {"chair_i": 0.1, "chair_s": 0.2, "recall": 0.3}
+    lines = table({"before": pope, "after": pope, "auc_before": auc, "auc_after": auc,
+                   "chair_before": chair, "chair_after": chair}).splitlines()
+    assert lines[3].split() == ["yes/no", "AUC", "x100", "random", "popular", "adversarial", "mean"]
+    assert lines[4].split() == ["before", "50.0", "25.0", "75.0", "50.0"]
+    assert lines[1].split() == ["before", "50.0", "50.0", "80.0", "60.0", "80.0"]
