@@ -1,10 +1,9 @@
-"""The bias-free yes/no probe: ROC AUC, and first-token margins that do not depend on batching."""
+"""The bias-free yes/no probe: ROC AUC, first-token margins that do not depend on batching, the token probe."""
 
 import random
 
 import pytest
 import torch
-from sklearn.metrics import roc_auc_score
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from vlm.data.synthetic import SyntheticWorld
@@ -12,12 +11,14 @@ from vlm.eval.generate import first_token_margins
 from vlm.eval.hallucination import roc_auc, yes_no_auc
 
 
-def test_roc_auc_matches_sklearn_with_ties():
+def test_roc_auc_is_the_pairwise_win_rate_with_ties():
     rng = random.Random(0)
     pos = [rng.choice([0.0, 0.5, 1.0, 2.0]) for _ in range(30)]
     neg = [rng.choice([-1.0, 0.0, 0.5, 1.0]) for _ in range(40)]
-    expected = roc_auc_score([1] * len(pos) + [0] * len(neg), pos + neg)
+    expected = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in pos for n in neg) / (len(pos) * len(neg))
     assert roc_auc(pos, neg) == pytest.approx(expected)
+    # by hand: positives (3, 1) vs negatives (2, 1): wins 1 + 0 + 1 + 0.5 of 4
+    assert roc_auc([3.0, 1.0], [2.0, 1.0]) == pytest.approx(0.625)
     assert roc_auc([2.0], [1.0]) == 1.0 and roc_auc([1.0], [2.0]) == 0.0 and roc_auc([1.0], [1.0]) == 0.5
 
 
