@@ -17,7 +17,7 @@ def test_roc_auc_is_the_pairwise_win_rate_with_ties():
     neg = [rng.choice([-1.0, 0.0, 0.5, 1.0]) for _ in range(40)]
     expected = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in pos for n in neg) / (len(pos) * len(neg))
     assert roc_auc(pos, neg) == pytest.approx(expected)
-    # by hand: positives (3, 1) vs negatives (2, 1): wins 1 + 0 + 1 + 0.5 of 4
+    # by hand: positives (3, 1) vs negatives (2, 1): 3 beats both, 1 loses to 2 and ties 1: 2.5 of 4
     assert roc_auc([3.0, 1.0], [2.0, 1.0]) == pytest.approx(0.625)
     assert roc_auc([2.0], [1.0]) == 1.0 and roc_auc([1.0], [2.0]) == 0.0 and roc_auc([1.0], [1.0]) == 0.5
 
