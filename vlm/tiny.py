@@ -399,7 +399,7 @@ def tiny_timm_vit(out: Path) -> None:
 # --- self-trained on the shapes world (minutes, once per cache, like a download) -------------------
 # The embedded default starts from an encoder that has learned something, as real recipes start from
 # CLIP; from a random encoder its tiny VLM stays at chance on every question type.
-SELF_TRAINED = ("tiny-convnext-shapes",)
+SELF_TRAINED = ("tiny-convnext-shapes", "tiny-llama-shapes")
 
 
 # tiny-convnext with a wider third and fourth stage and more blocks there (cheap at 16x16 and 8x8): the
@@ -420,3 +420,15 @@ def tiny_convnext_shapes(out: Path) -> None:
         start = Path(tmp) / "tiny-convnext-shapes"  # the name the progress bar shows
         _save_convnext(start, ConvNextConfig(**SHAPES_CONVNEXT))
         pretrain_patch_labels(start, out, PretrainConfig(lr=6e-3))
+
+
+@TINY_BACKBONES.register("tiny-llama-shapes")
+def tiny_llama_shapes(out: Path) -> None:
+    """tiny-llama after reading shapes-world scenes as text and answering questions about them
+    (``vlm.tiny_lm_pretrain``): the "is it there?" skill a real VLM inherits from its LLM."""
+    from vlm.tiny_lm_pretrain import pretrain_text
+
+    with tempfile.TemporaryDirectory() as tmp:
+        start = Path(tmp) / "tiny-llama-shapes"  # the name the progress bar shows
+        tiny_llama(start)
+        pretrain_text(start, out)
