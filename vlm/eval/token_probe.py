@@ -47,13 +47,11 @@ def fit_presence_probe(
     steps: int = 800, hidden: int = 128, seed: int = 0,
 ) -> float:
     """Train ``max over tokens of MLP(token)`` -> presence logits; the test ROC AUC over all (scene, object)."""
-    generator = torch.Generator().manual_seed(seed)
     mean, std = train.mean((0, 1)), train.std((0, 1)) + 1e-6
     train, test = (train - mean) / std, (test - mean) / std
-    probe = nn.Sequential(nn.Linear(train.shape[-1], hidden), nn.GELU(), nn.Linear(hidden, train_labels.shape[1]))
-    with torch.no_grad():
-        for p in probe.parameters():
-            p.copy_(torch.randn(p.shape, generator=generator) * (p.shape[-1] ** -0.5 if p.dim() > 1 else 0.0))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        probe = nn.Sequential(nn.Linear(train.shape[-1], hidden), nn.GELU(), nn.Linear(hidden, train_labels.shape[1]))
     optimizer = torch.optim.Adam(probe.parameters(), lr=3e-3)
     for _ in range(steps):
         optimizer.zero_grad()
