@@ -122,3 +122,15 @@ def test_noisy_own_term(built_models):
     assert set(metrics) == {f"{p}/{k}" for p in ("rewards", "noise_rewards") for k in ("chosen", "rejected", "margin", "accuracy")}
     loss.backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.language_model.parameters())
+
+
+def test_povid_objects_keeps_only_existence_pairs_balanced():
+    full = SyntheticPreferences(20, "povid", image_size=64)
+    objects = SyntheticPreferences(20, "povid_objects", image_size=64)
+    assert [r for _, r in objects.records] == [r for _, r in full.records if r["type"] == "existence"]
+    assert len(objects) == 7 * 20  # per scene the six `objects` questions and the VQA existence one
+    chosen = [r["chosen"] for _, r in objects.records]
+    assert 0.4 < chosen.count("yes") / len(chosen) < 0.6
+    assert all({r["chosen"], r["rejected"]} == {"yes", "no"} for _, r in objects.records)
+    with pytest.raises(ValueError, match="povid_objects"):
+        SyntheticPreferences(2, "objects")

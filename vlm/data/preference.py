@@ -1,7 +1,7 @@
 """Preference data for DPO: records ``{"id", "image"(s), "prompt", "chosen", "rejected"}``.
 
 Sources: the synthetic world's ``pref`` pairs or POVID pairs (``povid``: every caption and VQA
-answer against its hallucinated rewrite), or a JSON/JSONL file of such records with an image root.
+answer against its hallucinated rewrite; ``povid_objects``: only its object-existence pairs), or a JSON/JSONL file of such records with an image root.
 `PreferenceDataset` encodes both answers through the chat template (loss positions = the assistant
 reply only: prompt, image and padding positions are ``-100``) and, for POVID's noise term, adds a
 noise-distorted copy of the pixels, seeded per sample so resumed runs see the same noise.
@@ -28,15 +28,21 @@ from vlm.processing import VLMProcessor
 
 
 class SyntheticPreferences:
-    """``pref`` (captions with a swapped attribute/relation, counts off by one) or ``povid`` records."""
+    """``pref`` (captions with a swapped attribute/relation, counts off by one), ``povid`` records or
+    ``povid_objects`` (the ``povid`` records of type ``existence``)."""
+
+    TASKS = ("pref", "povid", "povid_objects")
 
     def __init__(self, n_images: int, task: str = "pref", split: str = "train", image_size: int = 96, seed: int = 0):
-        if task not in ("pref", "povid"):
-            raise ValueError(f"synthetic preference task must be 'pref' or 'povid', not {task!r}")
+        if task not in self.TASKS:
+            raise ValueError(f"synthetic preference task must be one of {self.TASKS}, not {task!r}")
         self.world = SyntheticWorld(split, image_size)
         rewriter = RuleRewriter(seed)
-        make = (lambda i: self.world.records(i, "pref")) if task == "pref" else (lambda i: povid_records(self.world, i, rewriter))
-        self.records = [(i, r) for i in range(n_images) for r in make(i)]
+        if task == "pref":
+            self.records = [(i, r) for i in range(n_images) for r in self.world.records(i, "pref")]
+        else:
+            self.records = [(i, r) for i in range(n_images) for r in povid_records(self.world, i, rewriter)
+                            if task == "povid" or r["type"] == "existence"]
 
     def __len__(self) -> int:
         return len(self.records)
@@ -75,10 +81,10 @@ def _length(record: dict) -> int:
 
 
 def open_preferences(cfg: Any, seed: int = 0) -> SyntheticPreferences | JsonPreferences:
-    """A stage's `DataConfig` as a preference source: ``synthetic`` (tasks ``pref`` or ``povid``) or a JSON file."""
+    """A stage's `DataConfig` as a preference source: ``synthetic`` (tasks ``pref``, ``povid``, ``povid_objects``) or a JSON file."""
     if cfg.source == "synthetic":
         if len(cfg.tasks) != 1:
-            raise ValueError(f"a preference stage reads one synthetic task ('pref' or 'povid'), not {cfg.tasks}")
+            raise ValueError(f"a preference stage reads one synthetic task {SyntheticPreferences.TASKS}, not {cfg.tasks}")
         return SyntheticPreferences(cfg.n_images, cfg.tasks[0], "train", cfg.image_size, seed)
     if cfg.source in ("llava_json", "json"):
         if cfg.path is None or not Path(cfg.path).is_file():
