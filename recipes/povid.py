@@ -2,12 +2,20 @@
 
     accelerate launch recipes/povid.py                 # from runs/llava_convnext/model (trained first if absent)
     accelerate launch recipes/povid.py --run.start_from DIR --seed 2 --run.output_dir runs/povid-s2
+    accelerate launch recipes/povid.py --preset existence_first   # teach existence first (see below)
 
 Stage 1 (povid_text): DPO, chosen = ground-truth answer, rejected = the answer with hallucinations
 injected (object / attribute / count / relation / existence swaps from the synthetic ground truth;
 `vlm.data.povid.ChatLLMRewriter` for real data). Stage 2 (povid_noise): 0.5 DPO(text pair) +
 0.5 DPO(chosen vs the model's own greedy tokens under a diffusion-noised image, step 500 of 1000).
-The run ends with the POPE-style probe of the starting and the final model (RUN/pope.json).
+The run ends with the POPE-style probe of the model the first DPO stage started from and the final
+model (RUN/pope.json).
+
+The default's random tiny LM cannot tell present from absent objects (yes/no AUC 0.5), so DPO has
+nothing to sharpen. `--preset existence_first` first trains an `existence` stage (SFT on the `objects`
+yes/no questions only, 2000 x 32) and then POVID at lr 5e-5 for 150 + 150 steps; the probe then
+compares POVID against the existence-trained model. That model answers every question yes or no, so
+it serves the hallucination probe, not as a chat model.
 """
 
 import importlib.util
@@ -26,21 +34,30 @@ def _instruct_recipe() -> Recipe:
     return module.DEFAULT
 
 
-def povid_stages(image_size: int = 256) -> list[StageConfig]:
+def povid_stages(image_size: int = 256, lr: float = 1e-4, steps: int = 80) -> list[StageConfig]:
     train = {"vision": "frozen", "projector": "full", "llm": "full"}
     data = DataConfig(tasks=["povid"], n_images=600, image_size=image_size, max_length=128)
     return [
         StageConfig(name="povid_text", kind="dpo", train=train, data=data,
                     dpo=PreferenceConfig(beta=0.1, text_weight=1.0, noise_weight=0.0),
-                    optim=OptimConfig(lr=1e-4), batch_size=16, group_by_length=False, max_steps=80, log_every=10),
+                    optim=OptimConfig(lr=lr), batch_size=16, group_by_length=False, max_steps=steps, log_every=10),
         StageConfig(name="povid_noise", kind="dpo", train=train, data=data,
                     dpo=PreferenceConfig(beta=0.1, text_weight=0.5, noise_weight=0.5, noise_step=500),
-                    optim=OptimConfig(lr=1e-4), batch_size=16, group_by_length=False, max_steps=80, log_every=10),
+                    optim=OptimConfig(lr=lr), batch_size=16, group_by_length=False, max_steps=steps, log_every=10),
     ]
+
+
+def existence_stage(image_size: int = 256) -> StageConfig:
+    """SFT on the `objects` yes/no questions only (the model then answers every question yes/no)."""
+    return StageConfig(name="existence", kind="sft", train={"vision": "frozen", "projector": "full", "llm": "full"},
+                       data=DataConfig(tasks=["objects"], n_images=6000, image_size=image_size, max_length=128),
+                       optim=OptimConfig(lr=3e-3), batch_size=32, group_by_length=False, max_steps=2000, log_every=50)
 
 
 DEFAULT = Recipe("povid", _instruct_recipe().model, povid_stages(),
                  RunConfig(output_dir="runs/povid", start_from=str(START)))
+PRESETS = {"existence_first": Recipe("povid", DEFAULT.model, [existence_stage(), *povid_stages(lr=5e-5, steps=150)],
+                                     RunConfig(output_dir="runs/povid-existence", start_from=str(START)))}
 
 
 def with_instruct_first(recipe: Recipe) -> Recipe:
@@ -67,7 +84,7 @@ if __name__ == "__main__":
     from vlm.eval import hallucination as pope_probe
     from vlm.train.recipe import resolve, run_recipe
 
-    recipe = with_instruct_first(resolve(DEFAULT, {}, sys.argv[1:]))
+    recipe = with_instruct_first(resolve(DEFAULT, PRESETS, sys.argv[1:]))
     final = run_recipe(recipe)
     if PartialState().is_main_process and recipe.run.eval_limit != 0:
         size = recipe.stages[-1].data.image_size

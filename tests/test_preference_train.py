@@ -45,3 +45,20 @@ def test_povid_under_zero2_two_processes_resumes_exactly(start, tmp_path):
     assert "resumed from" in (killed / "train.log").read_text()
     assert_identical(straight / "model", killed / "model")
     assert [r["loss"] for r in _rows(killed)] == [r["loss"] for r in rows]
+
+
+def test_existence_first_preset_probes_against_the_existence_model():
+    import importlib.util
+    from pathlib import Path
+
+    from vlm.train.recipe import resolve
+
+    path = Path(__file__).resolve().parents[1] / "recipes" / "povid.py"
+    spec = importlib.util.spec_from_file_location("povid_recipe", path)
+    povid = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(povid)
+    recipe = resolve(povid.DEFAULT, povid.PRESETS, ["--preset", "existence_first", "--output_dir", "runs/x"])
+    assert [(s.name, s.kind) for s in recipe.stages] == [("existence", "sft"), ("povid_text", "dpo"), ("povid_noise", "dpo")]
+    assert recipe.stage("existence").data.tasks == ["objects"]
+    assert povid.start_of_preference(recipe) == Path("runs/x/stages/existence/model")
+    assert povid.start_of_preference(resolve(povid.DEFAULT, povid.PRESETS, ["--output_dir", "runs/x"])) == Path("runs/x/init")
