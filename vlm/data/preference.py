@@ -1,7 +1,8 @@
 """Preference data for DPO: records ``{"id", "image"(s), "prompt", "chosen", "rejected"}``.
 
 Sources: the synthetic world's ``pref`` pairs or POVID pairs (``povid``: every caption and VQA
-answer against its hallucinated rewrite; ``povid_objects``: only its object-existence pairs), or a JSON/JSONL file of such records with an image root.
+answer against its hallucinated rewrite; ``povid_objects``: only its object-existence pairs), or a
+JSON/JSONL file of such records with an image root.
 `PreferenceDataset` encodes both answers through the chat template (loss positions = the assistant
 reply only: prompt, image and padding positions are ``-100``) and, for POVID's noise term, adds a
 noise-distorted copy of the pixels, seeded per sample so resumed runs see the same noise.
@@ -81,7 +82,8 @@ def _length(record: dict) -> int:
 
 
 def open_preferences(cfg: Any, seed: int = 0) -> SyntheticPreferences | JsonPreferences:
-    """A stage's `DataConfig` as a preference source: ``synthetic`` (tasks ``pref``, ``povid``, ``povid_objects``) or a JSON file."""
+    """A stage's `DataConfig` as a preference source: ``synthetic`` (a `SyntheticPreferences.TASKS` task)
+    or a JSON file."""
     if cfg.source == "synthetic":
         if len(cfg.tasks) != 1:
             raise ValueError(f"a preference stage reads one synthetic task {SyntheticPreferences.TASKS}, not {cfg.tasks}")
