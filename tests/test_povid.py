@@ -134,3 +134,14 @@ def test_povid_objects_keeps_only_existence_pairs_balanced():
     assert all({r["chosen"], r["rejected"]} == {"yes", "no"} for _, r in objects.records)
     with pytest.raises(ValueError, match="povid_objects"):
         SyntheticPreferences(2, "objects")
+
+
+def test_first_image_selects_a_later_block_of_scenes():
+    """`data.first_image` lets a stage read scenes no earlier stage saw (preference data on new images)."""
+    from vlm.data.synthetic_dataset import SyntheticDataset
+
+    early, later = SyntheticPreferences(3, "povid", image_size=64), SyntheticPreferences(3, "povid", image_size=64, first=5)
+    assert {i for i, _ in early.records} == {0, 1, 2} and {i for i, _ in later.records} == {5, 6, 7}
+    assert [r for i, r in SyntheticPreferences(8, "povid", image_size=64).records if i >= 5] == [r for _, r in later.records]
+    sft = SyntheticDataset(2, ["objects"], image_size=64, first=5)
+    assert [e.id for e in sft] == [r["id"] for i in (5, 6) for r in SyntheticWorld("train", 64).records(i, "objects")]

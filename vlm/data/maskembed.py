@@ -31,7 +31,7 @@ class MaskedImages(torch.utils.data.Dataset):
             raise ValueError(f"need 0 <= min_keep <= max_keep <= 1, got {min_keep}, {max_keep}")
         if data.source == "synthetic":
             world = SyntheticWorld("train", data.image_size)
-            self._image, self._n = world.image, data.n_images
+            self._image, self._n = (lambda i: world.image(data.first_image + i)), data.n_images
         else:
             from vlm.data.registry import open_source
 

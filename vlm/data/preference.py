@@ -34,15 +34,17 @@ class SyntheticPreferences:
 
     TASKS = ("pref", "povid", "povid_objects")
 
-    def __init__(self, n_images: int, task: str = "pref", split: str = "train", image_size: int = 96, seed: int = 0):
+    def __init__(self, n_images: int, task: str = "pref", split: str = "train", image_size: int = 96, seed: int = 0,
+                 first: int = 0):
         if task not in self.TASKS:
             raise ValueError(f"synthetic preference task must be one of {self.TASKS}, not {task!r}")
         self.world = SyntheticWorld(split, image_size)
         rewriter = RuleRewriter(seed)
+        scenes = range(first, first + n_images)
         if task == "pref":
-            self.records = [(i, r) for i in range(n_images) for r in self.world.records(i, "pref")]
+            self.records = [(i, r) for i in scenes for r in self.world.records(i, "pref")]
         else:
-            self.records = [(i, r) for i in range(n_images) for r in povid_records(self.world, i, rewriter)
+            self.records = [(i, r) for i in scenes for r in povid_records(self.world, i, rewriter)
                             if task == "povid" or r["type"] == "existence"]
 
     def __len__(self) -> int:
@@ -87,7 +89,7 @@ def open_preferences(cfg: Any, seed: int = 0) -> SyntheticPreferences | JsonPref
     if cfg.source == "synthetic":
         if len(cfg.tasks) != 1:
             raise ValueError(f"a preference stage reads one synthetic task {SyntheticPreferences.TASKS}, not {cfg.tasks}")
-        return SyntheticPreferences(cfg.n_images, cfg.tasks[0], "train", cfg.image_size, seed)
+        return SyntheticPreferences(cfg.n_images, cfg.tasks[0], "train", cfg.image_size, seed, cfg.first_image)
     if cfg.source in ("llava_json", "json"):
         if cfg.path is None or not Path(cfg.path).is_file():
             raise FileNotFoundError(f"preference data file not found: {cfg.path!r} (set --stages.<name>.data.path)")

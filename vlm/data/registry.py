@@ -32,7 +32,7 @@ def open_source(cfg: Any, seed: int = 0) -> Any:
 def _synthetic(cfg: Any, seed: int) -> Any:
     from vlm.data.synthetic_dataset import SyntheticDataset
 
-    return SyntheticDataset(cfg.n_images, cfg.tasks, "train", cfg.image_size)
+    return SyntheticDataset(cfg.n_images, cfg.tasks, "train", cfg.image_size, cfg.first_image)
 
 
 @DATA_SOURCES.register("llava_json")

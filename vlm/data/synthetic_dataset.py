@@ -10,9 +10,10 @@ from vlm.data.synthetic import SyntheticWorld
 
 
 class SyntheticDataset:
-    """Every record of ``tasks`` for scenes ``0..n_images-1`` of one split, in (scene, task) order."""
+    """Every record of ``tasks`` for scenes ``first..first+n_images-1`` of one split, in (scene, task) order."""
 
-    def __init__(self, n_images: int, tasks: Sequence[str], split: str = "train", image_size: int = 96):
+    def __init__(self, n_images: int, tasks: Sequence[str], split: str = "train", image_size: int = 96,
+                 first: int = 0):
         if "pref" in tasks:
             raise ValueError("the 'pref' task holds preference pairs, not conversations; use a preference stage")
         self.world = SyntheticWorld(split, image_size)
@@ -20,7 +21,7 @@ class SyntheticDataset:
         self._index: list[tuple[int, int, int]] = []  # (scene, task number, record number)
         self._lengths: list[int] = []
         self.tasks = list(tasks)
-        for scene in range(n_images):
+        for scene in range(first, first + n_images):
             for t, task in enumerate(self.tasks):
                 for r, record in enumerate(self.world.records(scene, task)):
                     self._index.append((scene, t, r))

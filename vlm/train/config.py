@@ -20,6 +20,7 @@ class DataConfig:
     image_root: str | None = None
     tasks: list[str] = field(default_factory=lambda: ["caption"])  # synthetic world tasks
     n_images: int = 2000  # synthetic world scenes
+    first_image: int = 0  # synthetic world: scenes first_image .. first_image + n_images - 1
     image_size: int = 96  # synthetic world render size (the processor resizes to the model's)
     max_length: int = 512
     truncation: str = "text"  # text | drop
