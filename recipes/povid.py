@@ -8,6 +8,7 @@ Stage 1 (povid_text): DPO, chosen = ground-truth answer, rejected = the answer w
 injected (object / attribute / count / relation / existence swaps from the synthetic ground truth;
 `vlm.data.povid.ChatLLMRewriter` for real data). Stage 2 (povid_noise): 0.5 DPO(text pair) +
 0.5 DPO(chosen vs the model's own greedy tokens under a diffusion-noised image, step 500 of 1000).
+Both read the pairs of train scenes 6000-6599, which no earlier stage trained on.
 The run ends with the POPE-style probe of the model the first DPO stage started from and the final
 model (RUN/pope.json).
 
@@ -34,9 +35,12 @@ def _instruct_recipe() -> Recipe:
     return module.DEFAULT
 
 
+FRESH_SCENES = 6000  # the pairs' scenes follow every scene the instruct (5 000) and existence (6 000) stages saw
+
+
 def povid_stages(image_size: int = 256, lr: float = 1e-4, steps: int = 80) -> list[StageConfig]:
     train = {"vision": "frozen", "projector": "full", "llm": "full"}
-    data = DataConfig(tasks=["povid"], n_images=600, image_size=image_size, max_length=128)
+    data = DataConfig(tasks=["povid"], n_images=600, first_image=FRESH_SCENES, image_size=image_size, max_length=128)
     return [
         StageConfig(name="povid_text", kind="dpo", train=train, data=data,
                     dpo=PreferenceConfig(beta=0.1, text_weight=1.0, noise_weight=0.0),

@@ -2,11 +2,13 @@
 killed mid-stage and resumed bit-identically."""
 
 import json
+from pathlib import Path
 
 import pytest
 from train_helpers import assert_identical, command, run, run_and_kill
 
 from vlm.build import BuildSpec, build
+from vlm.train.recipe import resolve
 
 
 @pytest.fixture(scope="module")
@@ -47,18 +49,32 @@ def test_povid_under_zero2_two_processes_resumes_exactly(start, tmp_path):
     assert [r["loss"] for r in _rows(killed)] == [r["loss"] for r in rows]
 
 
-def test_existence_first_preset_probes_against_the_existence_model():
+def _povid_recipe_module():
     import importlib.util
-    from pathlib import Path
-
-    from vlm.train.recipe import resolve
 
     path = Path(__file__).resolve().parents[1] / "recipes" / "povid.py"
     spec = importlib.util.spec_from_file_location("povid_recipe", path)
-    povid = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(povid)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_existence_first_preset_probes_against_the_existence_model():
+    povid = _povid_recipe_module()
     recipe = resolve(povid.DEFAULT, povid.PRESETS, ["--preset", "existence_first", "--output_dir", "runs/x"])
     assert [(s.name, s.kind) for s in recipe.stages] == [("existence", "sft"), ("povid_text", "dpo"), ("povid_noise", "dpo")]
     assert recipe.stage("existence").data.tasks == ["objects"]
     assert povid.start_of_preference(recipe) == Path("runs/x/stages/existence/model")
     assert povid.start_of_preference(resolve(povid.DEFAULT, povid.PRESETS, ["--output_dir", "runs/x"])) == Path("runs/x/init")
+
+
+def _scenes(stage) -> set[int]:
+    return set(range(stage.data.first_image, stage.data.first_image + stage.data.n_images))
+
+
+def test_preference_pairs_use_scenes_no_earlier_stage_trained_on():
+    povid = _povid_recipe_module()
+    earlier = povid._instruct_recipe().stages + povid.PRESETS["existence_first"].stages
+    seen = set().union(*(_scenes(s) for s in earlier if s.kind != "dpo"))
+    dpo = [s for r in (povid.DEFAULT, *povid.PRESETS.values()) for s in r.stages if s.kind == "dpo"]
+    assert dpo and all(seen.isdisjoint(_scenes(s)) for s in dpo)
