@@ -110,3 +110,13 @@ def test_student_of_a_whole_clip_folder_keeps_its_text_tower(tmp_path):
     assert type(aligned) is CLIPModel
     changed = {k for k, v in aligned.state_dict().items() if not torch.equal(v, original.state_dict()[k])}
     assert changed == {"vision_model.embeddings.patch_embedding.weight"}
+
+
+def test_masked_images_honour_first_image():
+    from vlm.data.synthetic import SyntheticWorld
+
+    processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    data = MaskedImages(DataConfig(n_images=2, first_image=5, image_size=64), processor, side=4)
+    expected = processor(images=[SyntheticWorld("train", 64).image(6)], return_tensors="pt")["pixel_values"][0]
+    assert len(data) == 2 and torch.equal(data[1]["pixel_values"], expected)
+    assert not torch.equal(MaskedImages(DataConfig(n_images=2, image_size=64), processor, side=4)[1]["pixel_values"], expected)
