@@ -51,17 +51,20 @@ def povid_stages(image_size: int = 256, lr: float = 1e-4, steps: int = 80) -> li
     ]
 
 
-def existence_stage(image_size: int = 256) -> StageConfig:
+def existence_stage(image_size: int = 256, task: str = "objects") -> StageConfig:
     """SFT on the `objects` yes/no questions only (the model then answers every question yes/no)."""
     return StageConfig(name="existence", kind="sft", train={"vision": "frozen", "projector": "full", "llm": "full"},
-                       data=DataConfig(tasks=["objects"], n_images=6000, image_size=image_size, max_length=128),
+                       data=DataConfig(tasks=[task], n_images=6000, image_size=image_size, max_length=128),
                        optim=OptimConfig(lr=3e-3), batch_size=32, group_by_length=False, max_steps=2000, log_every=50)
 
 
 DEFAULT = Recipe("povid", _instruct_recipe().model, povid_stages(),
                  RunConfig(output_dir="runs/povid", start_from=str(START)))
 PRESETS = {"existence_first": Recipe("povid", DEFAULT.model, [existence_stage(), *povid_stages(lr=5e-5, steps=150)],
-                                     RunConfig(output_dir="runs/povid-existence", start_from=str(START)))}
+                                     RunConfig(output_dir="runs/povid-existence", start_from=str(START))),
+           "noisy_teacher": Recipe("povid", DEFAULT.model,
+                                   [existence_stage(task="objects_noisy_teacher"), *povid_stages(lr=5e-5, steps=150)],
+                                   RunConfig(output_dir="runs/povid-noisy-teacher", start_from=str(START)))}
 
 
 def with_instruct_first(recipe: Recipe) -> Recipe:

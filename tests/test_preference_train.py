@@ -59,11 +59,12 @@ def _povid_recipe_module():
     return module
 
 
-def test_existence_first_preset_probes_against_the_existence_model():
+@pytest.mark.parametrize(("preset", "task"), [("existence_first", "objects"), ("noisy_teacher", "objects_noisy_teacher")])
+def test_existence_presets_probe_against_the_existence_model(preset, task):
     povid = _povid_recipe_module()
-    recipe = resolve(povid.DEFAULT, povid.PRESETS, ["--preset", "existence_first", "--output_dir", "runs/x"])
+    recipe = resolve(povid.DEFAULT, povid.PRESETS, ["--preset", preset, "--output_dir", "runs/x"])
     assert [(s.name, s.kind) for s in recipe.stages] == [("existence", "sft"), ("povid_text", "dpo"), ("povid_noise", "dpo")]
-    assert recipe.stage("existence").data.tasks == ["objects"]
+    assert recipe.stage("existence").data.tasks == [task]
     assert povid.start_of_preference(recipe) == Path("runs/x/stages/existence/model")
     assert povid.start_of_preference(resolve(povid.DEFAULT, povid.PRESETS, ["--output_dir", "runs/x"])) == Path("runs/x/init")
 
@@ -74,7 +75,7 @@ def _scenes(stage) -> set[int]:
 
 def test_preference_pairs_use_scenes_no_earlier_stage_trained_on():
     povid = _povid_recipe_module()
-    earlier = povid._instruct_recipe().stages + povid.PRESETS["existence_first"].stages
+    earlier = povid._instruct_recipe().stages + [s for r in povid.PRESETS.values() for s in r.stages]
     seen = set().union(*(_scenes(s) for s in earlier if s.kind != "dpo"))
     dpo = [s for r in (povid.DEFAULT, *povid.PRESETS.values()) for s in r.stages if s.kind == "dpo"]
     assert dpo and all(seen.isdisjoint(_scenes(s)) for s in dpo)

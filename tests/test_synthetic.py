@@ -17,7 +17,7 @@ from vlm.data.synthetic import (
     scene_seed,
     write_dataset,
 )
-from vlm.data.synthetic_tasks import popular_objects, relation, vqa_questions
+from vlm.data.synthetic_tasks import TEACHER_HALLUCINATION_RATE, popular_objects, relation, vqa_questions
 
 N = 60
 
@@ -209,6 +209,25 @@ def test_object_probes_balanced_truthful_with_a_near_miss(world):
 def asked_object(rec):
     question = rec["conversations"][0]["value"]
     return next(f"{c} {s}" for c in COLOURS for s in SHAPES if f" {c} {s}" in question)
+
+
+def test_noisy_teacher_calls_only_co_occurring_absent_objects_present(world):
+    flips = {True: Counter(), False: Counter()}  # shares a colour or shape with a present object -> (flipped?)
+    for i in range(400):
+        scene = world.scene(i)
+        for rec in world.records(i, "objects_noisy_teacher"):
+            obj = asked_object(rec)
+            assert rec["object"] == obj
+            assert rec["truth"] == ("yes" if obj in {o.name for o in scene.objects} else "no")
+            assert rec["answer"] == answer(rec)
+            if rec["truth"] == "yes":
+                assert answer(rec) == "yes"
+                continue
+            colour, shape = obj.split()
+            flips[any(o.colour == colour or o.shape == shape for o in scene.objects)][answer(rec) == "yes"] += 1
+    assert flips[False][True] == 0
+    rate = flips[True][True] / sum(flips[True].values())
+    assert abs(rate - TEACHER_HALLUCINATION_RATE) < 0.05, rate
 
 
 def test_preference_differs_in_one_fact(world):

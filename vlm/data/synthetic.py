@@ -211,9 +211,11 @@ def write_dataset(
     out: str | Path, n: int, size: int = 96, split: str = "train", tasks: Sequence[str] = TASKS
 ) -> dict[str, Path]:
     """Write DIR/images/*.png and one LLaVA-format JSON per task; returns task -> JSON path."""
-    unknown = sorted(set(tasks) - set(TASKS))
+    from vlm.data.synthetic_tasks import EMITTERS
+
+    unknown = sorted(set(tasks) - set(EMITTERS))
     if unknown:
-        raise ValueError(f"unknown tasks {unknown}; known: {list(TASKS)}")
+        raise ValueError(f"unknown tasks {unknown}; known: {list(EMITTERS)}")
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
     world = SyntheticWorld(split, size)

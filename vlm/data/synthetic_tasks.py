@@ -203,12 +203,33 @@ def object_probes(scene: Scene, rng: random.Random) -> list[dict]:
     absent += rng.choices([p for p, _ in prior], weights=[w for _, w in prior], k=2)
     pairs = [(p, "yes") for p in present] + [(p, "no") for p in absent]
     return [{"type": "existence", "question": rng.choice(EXISTENCE_WORDINGS).format(obj=article(f"{c} {s}")),
-             "answer": answer} for (c, s), answer in pairs]
+             "answer": answer, "object": (c, s)} for (c, s), answer in pairs]
 
 
 def objects(scene: Scene, rng: random.Random, uid: str, path: str) -> list[dict]:
     return [record(f"{uid}_{k}", path, [(q["question"], q["answer"])], type="existence", answer=q["answer"])
             for k, q in enumerate(object_probes(scene, rng))]
+
+
+TEACHER_HALLUCINATION_RATE = 0.4
+
+
+def objects_noisy_teacher(scene: Scene, rng: random.Random, uid: str, path: str) -> list[dict]:
+    """`objects` as answered by a teacher that hallucinates co-occurring objects, as GPT-written
+    instruction data does: an absent object sharing a colour or shape with one in the image is called
+    present with probability `TEACHER_HALLUCINATION_RATE`. Each record keeps the true answer in ``truth``."""
+    out = []
+    for k, q in enumerate(object_probes(scene, rng)):
+        answer = q["answer"]
+        if answer == "no" and _shares_attribute(scene, q["object"]) and rng.random() < TEACHER_HALLUCINATION_RATE:
+            answer = "yes"
+        out.append(record(f"{uid}_{k}", path, [(q["question"], answer)], type="existence", answer=answer,
+                          truth=q["answer"], object=" ".join(q["object"])))
+    return out
+
+
+def _shares_attribute(scene: Scene, pair: tuple[str, str]) -> bool:
+    return any(o.colour == pair[0] or o.shape == pair[1] for o in scene.objects)
 
 
 def _swap(scene: Scene, rng: random.Random) -> tuple[Scene, dict]:
@@ -265,5 +286,6 @@ EMITTERS: dict[str, Emitter] = {
     "ground": ground,
     "pope": pope,
     "objects": objects,
+    "objects_noisy_teacher": objects_noisy_teacher,
     "pref": pref,
 }
