@@ -3,6 +3,7 @@
     accelerate launch recipes/povid.py                 # from runs/llava_convnext/model (trained first if absent)
     accelerate launch recipes/povid.py --run.start_from DIR --seed 2 --run.output_dir runs/povid-s2
     accelerate launch recipes/povid.py --preset existence_first   # teach existence first (see below)
+    accelerate launch recipes/povid.py --preset noisy_teacher     # ... from a hallucinating teacher (see below)
 
 Stage 1 (povid_text): DPO, chosen = ground-truth answer, rejected = the answer with hallucinations
 injected (object / attribute / count / relation / existence swaps from the synthetic ground truth;
@@ -16,7 +17,11 @@ The default's random tiny LM cannot tell present from absent objects (yes/no AUC
 nothing to sharpen. `--preset existence_first` first trains an `existence` stage (SFT on the `objects`
 yes/no questions only, 2000 x 32) and then POVID at lr 5e-5 for 150 + 150 steps; the probe then
 compares POVID against the existence-trained model. That model answers every question yes or no, so
-it serves the hallucination probe, not as a chat model.
+it serves the hallucination probe, not as a chat model. `--preset noisy_teacher` trains that stage on
+`objects_noisy_teacher` instead: the same questions answered by a teacher that calls 40 % of the
+co-occurring absent objects present (as GPT-written instruction data mentions objects that
+co-occur but are not there), so the start model hallucinates the way POVID's start models do and
+POVID's ground-truth pairs can correct it.
 """
 
 import importlib.util
