@@ -57,7 +57,8 @@ def povid_stages(image_size: int = 256, lr: float = 1e-4, steps: int = 80) -> li
 
 
 def existence_stage(image_size: int = 256, task: str = "objects") -> StageConfig:
-    """SFT on the `objects` yes/no questions only (the model then answers every question yes/no)."""
+    """SFT on the yes/no questions of `task` only (`objects`, or `objects_noisy_teacher`); the model then
+    answers every question yes/no."""
     return StageConfig(name="existence", kind="sft", train={"vision": "frozen", "projector": "full", "llm": "full"},
                        data=DataConfig(tasks=[task], n_images=6000, image_size=image_size, max_length=128),
                        optim=OptimConfig(lr=3e-3), batch_size=32, group_by_length=False, max_steps=2000, log_every=50)
