@@ -1,47 +1,10 @@
 """Prismatic VLMs (Karamcheti et al. 2024): fused DINOv2 + SigLIP, one stage (no align stage),
-projector and LLM trained together, vision frozen.
 
-    accelerate launch recipes/prismatic.py                 # embedded default: tiny DINOv2 + SigLIP, synthetic world
-    accelerate launch recipes/prismatic.py --preset paper  # DINOv2-L/14 (registers) + SigLIP-so400m at 384 px, Llama-2-7B
+The recipe itself is vlm/recipes/prismatic.py; this file runs it from a checkout, alone or under
+`accelerate launch` (the same as `vlm train prismatic`): accelerate launch recipes/prismatic.py [--preset NAME] [--a.b value]
 """
 
-from vlm.build import BuildSpec
-from vlm.train.config import DataConfig, OptimConfig, Recipe, RunConfig, StageConfig
-from vlm.train.recipe import main
-
-DEFAULT = Recipe(
-    name="prismatic",
-    model=BuildSpec(vision="tiny-dinov2+tiny-siglip", projector="mlp2x_gelu", llm="tiny-llama", template="llama3"),
-    stages=[
-        StageConfig(
-            name="finetune",
-            train={"vision": "frozen", "projector": "full", "llm": "full"},
-            data=DataConfig(tasks=["caption", "vqa", "instruct"], n_images=2500, max_length=160),
-            optim=OptimConfig(lr=5e-4),
-            batch_size=16, group_by_length=False,
-        ),
-    ],
-    run=RunConfig(output_dir="runs/prismatic"),
-)
-
-PAPER = Recipe(
-    name="prismatic",
-    model=BuildSpec(
-        vision="facebook/dinov2-with-registers-large+google/siglip-so400m-patch14-384", projector="mlp2x_gelu",
-        llm="meta-llama/Llama-2-7b-hf", template="vicuna_v1", image_size=384, aspect="resize", dtype="bfloat16",
-    ),
-    stages=[
-        StageConfig(
-            name="finetune",
-            train={"vision": "frozen", "projector": "full", "llm": "full"},
-            data=DataConfig(source="llava_json", path="data/llava/llava_v1_5_mix665k.json",
-                            image_root="data/llava/images", max_length=2048),
-            optim=OptimConfig(lr=2e-5, warmup_ratio=0.03, weight_decay=0.1),
-            batch_size=16, epochs=2, save_every=500,  # 8 GPUs x 16 = global batch 128
-        ),
-    ],
-    run=RunConfig(output_dir="runs/prismatic-7b", mixed_precision="bf16", gradient_checkpointing=True, eval_limit=0),
-)
+from vlm.recipes.launch import run_file
 
 if __name__ == "__main__":
-    main(DEFAULT, {"paper": PAPER})
+    run_file("prismatic")

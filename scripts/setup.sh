@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create (or reuse) .venv and install vlm with its dev and eval extras (lmms-eval for the adapter test). Idempotent and quick when nothing changed.
+# Create (or reuse) .venv and install vlm with every extra (train, vision-libs, chat, eval) and the dev tools. Idempotent and quick when nothing changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -7,7 +7,7 @@ PY=${PYTHON:-python3}
 stamp=.venv/.vlm-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install --quiet --upgrade pip
-  .venv/bin/pip install --quiet -e ".[dev,eval]"
+  .venv/bin/pip install --quiet -e ".[all,dev]"
   touch "$stamp"
 fi
 # The chat demo's browser tests drive the system Chromium through Playwright (never `playwright install`).

@@ -251,7 +251,7 @@ def test_export_to_llava_next_is_exact(built_models, tmp_path, vision, projector
 
 
 def test_export_cli_picks_llava_next_and_tiles_stay(built_models, tmp_path, capsys):
-    assert cli(["export", str(built_models(high_res="anyres")), "--to", "llava-hf", "--out", str(tmp_path / "a")]) == 0
+    assert cli(["export", str(built_models(high_res="anyres")), "--to", "llava-next", "--out", str(tmp_path / "a")]) == 0
     assert "LlavaNextForConditionalGeneration" in capsys.readouterr().out
     assert AutoModelForImageTextToText.from_pretrained(tmp_path / "a").config.model_type == "llava_next"
     model, processor = load(built_models(high_res="tiles"))
@@ -266,7 +266,7 @@ def test_bad_settings_and_inputs_say_what_is_wrong(anyres):
         build(BuildSpec(high_res="anyres", vision_feature_select_strategy="full"))
     with pytest.raises(ValueError, match="multiples of the 64 px tile size"):
         ImageLayout("anyres", tile_size=64, tile_tokens=64, grid_pinpoints=((64, 100),))
-    with pytest.raises(KeyError, match="unknown high_res strategy 'anyress'; known: anyres, none, tiles"):
+    with pytest.raises(KeyError, match=r"unknown high_res strategy 'anyress'; did you mean 'anyres'\? known: anyres, none, tiles"):
         build(BuildSpec(high_res="anyress"))
     with pytest.raises(ValueError, match="aspect='crop' applies to high_res='none'"):
         build(BuildSpec(high_res="anyres", aspect="crop"))

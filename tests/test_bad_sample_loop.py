@@ -8,7 +8,7 @@ from vlm.data.collate import Collator
 from vlm.data.dataset import EncodedDataset, SkipBadSamples, take_bad_samples
 from vlm.data.errors import BadSample, BadSampleKind, BadSampleLog
 from vlm.data.example import Example
-from vlm.data.synthetic import SyntheticWorld
+from vlm.shapes.world import SyntheticWorld
 
 
 class FlakySource:
@@ -70,11 +70,11 @@ def test_every_bad_kind_from_files_through_the_loop(built_models, tmp_path):
     import zlib
 
     from PIL import Image
+    from train_helpers import synthetic_corpus
 
     from vlm.data.sources import LlavaJsonDataset
-    from vlm.data.synthetic import write_dataset
 
-    good = json.loads(write_dataset(tmp_path, n=6, size=64, tasks=["vqa"])["vqa"].read_text())[:8]
+    good = json.loads(synthetic_corpus(tmp_path, n=6, size=64)["vqa"].read_text())[:8]
     (tmp_path / "broken.png").write_bytes((tmp_path / good[0]["image"]).read_bytes()[:100])
 
     def chunk(kind, body):

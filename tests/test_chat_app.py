@@ -22,7 +22,7 @@ import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 from test_chat_session import bad_files  # noqa: E402
 
-from vlm.chat.app import EXAMPLE_PROMPTS, KEPT  # noqa: E402
+from vlm.chat.app import KEPT, task_examples  # noqa: E402
 from vlm.chat.session import ChatEngine, Conversation, Settings, Turn  # noqa: E402
 from vlm.chat.uploads import read_image  # noqa: E402
 from vlm.info import describe  # noqa: E402
@@ -261,9 +261,10 @@ def test_browser_upload_ask_and_watch_the_answer_stream(server, pictures, browse
     page.screenshot(path=str(ARTIFACTS / "chat_answer.png"), full_page=True)
     page.click("#clear")
     page.wait_for_function("() => document.querySelectorAll('[data-testid=bot]').length === 0")
-    page.get_by_text(EXAMPLE_PROMPTS[0]).first.click()  # an example fills the box with its text and image
+    example = task_examples()[0]["text"]
+    page.get_by_text(example).first.click()  # an example fills the box with its text and image
     page.wait_for_function("() => document.querySelectorAll('.multimodal-textbox .thumbnail-item').length === 1")
-    assert page.input_value(".multimodal-textbox textarea[data-testid=textbox]") == EXAMPLE_PROMPTS[0]
+    assert page.input_value(".multimodal-textbox textarea[data-testid=textbox]") == example
     page.context.close()
 
 

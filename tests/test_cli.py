@@ -33,7 +33,7 @@ def test_build_info_export(tmp_path, capsys):
     assert main(["info", str(out)]) == 0
     table = capsys.readouterr().out
     assert "siglip_vision_model" in table and "64 tokens per image" in table
-    assert main(["export", str(out), "--to", "llava-hf", "--out", str(tmp_path / "llava")]) == 0
+    assert main(["export", str(out), "--to", "llava", "--out", str(tmp_path / "llava")]) == 0
     assert (tmp_path / "llava" / "config.json").exists()
 
 
@@ -41,7 +41,7 @@ def test_errors_are_one_clear_line(tmp_path, capsys):
     args = ["build", "--vision", "tiny-clip", "--llm", "tiny-llama", "--out", str(tmp_path)]
     assert main([*args, "--projector", "mlp2x_relu"]) == 2
     err = capsys.readouterr().err
-    assert "unknown projector 'mlp2x_relu'; known: " in err and ", mlp2x_gelu, " in err
+    assert "unknown projector 'mlp2x_relu'; did you mean 'mlp2x_gelu'" in err and ", mlp2x_gelu, " in err
     args = ["build", "--vision", "someone/not-a-model", "--projector", "linear", "--llm", "tiny-llama"]
     assert main([*args, "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
@@ -62,5 +62,36 @@ def test_errors_are_one_clear_line(tmp_path, capsys):
         )
         == 0
     )
-    assert main(["export", str(tmp_path / "m3"), "--to", "llava-hf", "--out", str(tmp_path / "x")]) == 2
+    assert main(["export", str(tmp_path / "m3"), "--to", "auto", "--out", str(tmp_path / "x")]) == 2
     assert "projector 'mlp3x_gelu' has no Llava equivalent" in capsys.readouterr().err
+
+
+def test_generate_streams_one_answer_and_json_says_the_same(built_models, tmp_path, capsys):
+    from PIL import Image
+
+    model = built_models(template="llama3")
+    Image.new("RGB", (64, 64), "red").save(tmp_path / "red.png")
+    args = ["generate", "--model", str(model), "--image", str(tmp_path / "red.png"), "--prompt", "What colour is it?",
+            "--max-new-tokens", "6"]
+    assert main(args) == 0
+    streamed = capsys.readouterr().out.rstrip("\n")
+    assert main([*args, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["answer"] == streamed and result["prompt"] == "What colour is it?" and streamed
+    assert main(["generate", "--model", str(model), "--image", str(tmp_path / "nope.png"), "--prompt", "Hi"]) == 2
+    assert "nope.png" in capsys.readouterr().err
+
+
+def test_help_lines_and_subcommands(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    for command in ("build", "chat", "data", "eval", "export", "generate", "info", "merge", "parts", "study", "train"):
+        assert f"    {command} " in text, command
+    with pytest.raises(SystemExit):
+        main(["eval", "score", "--help"])
+    score = capsys.readouterr().out
+    assert "--predictions" in score and "--model" not in score and "--batch-size" not in score

@@ -7,8 +7,8 @@ from transformers import AutoModelForImageTextToText, AutoProcessor, ConvNextCon
 from vlm.build import BuildSpec, build
 from vlm.config import VLMConfig
 from vlm.layout import tokens_per_image
-from vlm.vision import encoder_class
 from vlm.vision.convnext import ConvNextEncoder, ConvNextV2Encoder
+from vlm.vision.encoder import encoder_class
 
 STAGE5 = {"stage5_depth": 1, "stage5_hidden_size": 8}
 

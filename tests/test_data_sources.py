@@ -1,11 +1,9 @@
 """Data sources end to end: every bad input skipped and counted by kind (or raised, strict), odd image
 modes made correct RGB, mixtures deterministic and exact, parquet round trip, the preparation script."""
 
-import importlib.util
 import io
 import json
 import struct
-import sys
 import zlib
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import pytest
 import yaml
 from PIL import Image
 
+from vlm.cli import main
 from vlm.data.errors import BadSample, BadSampleLog
 from vlm.data.hf_local import HFLocalDataset
 from vlm.data.images import load_image
@@ -331,23 +330,17 @@ def test_parquet_with_image_paths_stays_inside_its_root(root, tmp_path):
     assert dict(log.counts) == {"path_escape": 1}
 
 
-def _prepare_module(monkeypatch):
-    spec = importlib.util.spec_from_file_location("prepare_llava", ROOT / "data" / "prepare_llava.py")
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "prepare_llava", module)  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_prepare_llava_checks_a_fake_corpus_and_writes_mixtures(tmp_path, capsys, monkeypatch):
+def test_data_prepare_checks_the_corpora_and_writes_each_presets_mixtures(tmp_path, capsys):
     corpus = tmp_path / "llava"
-    for folder in ("coco/train2017", "gqa/images", "ocr_vqa/images", "LLaVA-Pretrain/images/00000"):
+    for folder in ("coco/train2017", "gqa/images", "ocr_vqa/images", "LLaVA-Pretrain/images/00000", "sharegpt4v",
+                   "sam/images"):
         (corpus / folder).mkdir(parents=True)
     for name in (
         "coco/train2017/1.jpg",
         "coco/train2017/2.jpg",
         "gqa/images/3.jpg",
         "LLaVA-Pretrain/images/00000/0.jpg",
+        "sam/images/s.jpg",
     ):
         Image.new("RGB", (8, 8), "red").save(corpus / name)
     Image.new("RGB", (8, 8), "red").save(corpus / "ocr_vqa/images/4.gif")  # JSON says .jpg
@@ -360,26 +353,29 @@ def test_prepare_llava_checks_a_fake_corpus_and_writes_mixtures(tmp_path, capsys
     (corpus / "llava_v1_5_mix665k.json").write_text(json.dumps(instruct))
     pretrain = [_record("p0", "00000/0.jpg"), _record("p1", "00000/1.jpg")]
     (corpus / "LLaVA-Pretrain" / "blip_laion_cc_sbu_558k.json").write_text(json.dumps(pretrain))
+    (corpus / "sharegpt4v" / "share-captioner_coco_lcs_sam_1246k_1107.json").write_text(
+        json.dumps([_record("s0", "sam/images/s.jpg"), _record("s1", "coco/train2017/2.jpg")]))
 
-    prepare = _prepare_module(monkeypatch)
-    assert prepare.main([str(corpus), "--decode"]) == 0
+    assert main(["data", "prepare", str(corpus), "--decode"]) == 0
     out = capsys.readouterr().out
     assert "records: 8, usable: 4" in out and "records: 2, usable: 1" in out
-    assert (
-        "bad missing_image: 2" in out and "bad corrupt_image: 1" in out and "bad bad_conversation: 1" in out
-    )
+    assert "bad missing_image: 2 (e.g. o4, v5)" in out and "bad corrupt_image: 1 (e.g. g5)" in out
+    assert "bad bad_conversation: 1 (e.g. roles)" in out
     assert "images ocr_vqa/: 1 referenced, 1 missing" in out and "images vg/: 1 referenced, 1 missing" in out
     assert "1 missing images exist with another extension" in out
+    written = {"llava15_pretrain.yaml", "llava15_finetune.yaml", "convllava_stage1.yaml"}
+    assert {p.name for p in corpus.glob("*.yaml")} == written  # stage 2 also needs ShareGPT4V's cap100k
+    assert "not found: sharegpt4v_cap100k" in out and "not written (a corpus is missing): convllava_stage2.yaml" in out
 
-    finetune = load_mixture(corpus / "finetune.yaml", BadSampleLog())
+    finetune = load_mixture(corpus / "llava15_finetune.yaml", BadSampleLog())
     assert len(finetune) == 8 and [e.id for e in finetune.parts[0].examples()] == ["c1", "c2", "g3", "text"]
-    pre = yaml.safe_load((corpus / "pretrain.yaml").read_text())["datasets"][0]
-    assert pre == {
-        "path": "LLaVA-Pretrain/blip_laion_cc_sbu_558k.json",
-        "image_root": "LLaVA-Pretrain/images",
-        "sampling": "all",
-    }
-    assert load_mixture(corpus / "pretrain.yaml", BadSampleLog())[0].id == "p0"
+    pre = yaml.safe_load((corpus / "llava15_pretrain.yaml").read_text())["datasets"][0]
+    assert pre == {"path": "LLaVA-Pretrain/blip_laion_cc_sbu_558k.json", "image_root": "LLaVA-Pretrain/images",
+                   "sampling": "all"}
+    assert load_mixture(corpus / "llava15_pretrain.yaml", BadSampleLog())[0].id == "p0"
+    assert [e.id for e in load_mixture(corpus / "convllava_stage1.yaml", BadSampleLog()).parts[0].examples()] == ["s0", "s1"]
+    assert main(["data", "check", str(corpus / "llava_v1_5_mix665k.json"), "--strict"]) == 1
+    assert "bad corrupt_image: 1 (e.g. g5)" in capsys.readouterr().out
 
 
 def test_imagefolder_with_metadata(tmp_path):

@@ -8,11 +8,12 @@ import torch
 from trl import DPOTrainer
 from trl.trainer.utils import selective_log_softmax
 
-from vlm.data.preference import PreferenceCollator, PreferenceDataset, SyntheticPreferences
+from vlm.data.preference import PreferenceCollator, PreferenceDataset
 from vlm.data.tokenize import IGNORE_INDEX
 from vlm.modeling import VLMForConditionalGeneration
-from vlm.train.config import LoraConfig, PreferenceConfig, StageConfig
-from vlm.train.preference import DPOStage, adapters_disabled, dpo_loss
+from vlm.shapes.dataset import SyntheticPreferences
+from vlm.train.config import LoraConfig, StageConfig
+from vlm.train.stages.dpo import DPOOptions, DPOStage, adapters_disabled, dpo_loss
 from vlm.train.trainable import apply_train_modes
 
 
@@ -87,7 +88,7 @@ def _trl_loss(policy, reference, batch, completion_mask, beta, loss_types):
 
 
 def _stage(**dpo):
-    return DPOStage(StageConfig(name="dpo", kind="dpo", dpo=PreferenceConfig(**dpo)))
+    return DPOStage(StageConfig(name="dpo", kind="dpo", options=DPOOptions(**dpo)))
 
 
 def test_loss_equals_trl_and_masks_prompt_image_padding(setup):
@@ -146,7 +147,7 @@ def test_adapter_reference_is_the_policy_without_lora(setup):
         base = plain(**inputs).logits
     assert torch.allclose(without, base, atol=1e-5) and not torch.allclose(with_lora, base, atol=1e-3)
     assert torch.equal(policy(**inputs).logits, with_lora)  # adapters are back on afterwards
-    stage = DPOStage(StageConfig(name="d", kind="dpo", train={"llm": "lora"}, dpo=PreferenceConfig(reference="adapter")))
+    stage = DPOStage(StageConfig(name="d", kind="dpo", train={"llm": "lora"}, options=DPOOptions(reference="adapter")))
     assert stage._reference_logits(policy, inputs).allclose(base, atol=1e-5)
     with pytest.raises(ValueError, match="reference=copy"):
-        DPOStage(StageConfig(name="d", kind="dpo", train={"llm": "full"}, dpo=PreferenceConfig(reference="adapter")))
+        DPOStage(StageConfig(name="d", kind="dpo", train={"llm": "full"}, options=DPOOptions(reference="adapter")))

@@ -13,11 +13,11 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 import vlm.eval.runner as runner
 from vlm.cli import main
 from vlm.data.errors import BadSample
-from vlm.data.synthetic import SyntheticWorld
 from vlm.eval.likelihood import continuation_logprobs
 from vlm.eval.runner import EvalSettings, evaluate
 from vlm.eval.task import TASKS, Sample, Scores, Task, get_task
-from vlm.eval.tasks.synthetic import IMAGE_SIZE, write_pope, write_ref, write_vqa
+from vlm.shapes.benchmarks import IMAGE_SIZE, write_pope, write_ref, write_vqa
+from vlm.shapes.world import SyntheticWorld
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +138,7 @@ def test_score_command_reproduces_the_run(model_path, tmp_path, capsys):
         main(
             [
                 "eval",
+                "run",
                 "--model",
                 str(model_path),
                 "--tasks",
@@ -167,9 +168,9 @@ def test_score_command_reproduces_the_run(model_path, tmp_path, capsys):
     short.write_text("\n".join(json.dumps(r) for r in rows[:5]))
     assert main(["eval", "score", "--task", "synthetic_pope", "--predictions", str(short)]) == 2
     assert "answers 5 of 900 samples" in capsys.readouterr().err
-    assert main(["eval", "--model", str(model_path), "--tasks", "vqav2"]) == 2
+    assert main(["eval", "run", "--model", str(model_path), "--tasks", "vqav2"]) == 2
     assert "--data vqav2=PATH" in capsys.readouterr().err
-    assert main(["eval", "--model", str(model_path), "--tasks", "nope"]) == 2
+    assert main(["eval", "run", "--model", str(model_path), "--tasks", "nope"]) == 2
     assert "unknown eval task 'nope'" in capsys.readouterr().err
 
 

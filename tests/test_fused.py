@@ -7,8 +7,8 @@ from transformers import AutoModel, AutoModelForImageTextToText, AutoProcessor, 
 from vlm.build import BuildSpec, build
 from vlm.config import VLMConfig
 from vlm.layout import tokens_per_image
-from vlm.tiny import tiny_path
-from vlm.vision import encoder_class
+from vlm.tiny.backbone import tiny_path
+from vlm.vision.encoder import encoder_class
 
 
 @pytest.mark.parametrize("strategy, expected", [("default", 64), ("full", 64 + 1 + 4)])

@@ -1,4 +1,5 @@
-"""The bias-free yes/no probe: ROC AUC, first-token margins that do not depend on batching, the token probe."""
+"""The hallucination probes: ROC AUC, first-token margins that do not depend on batching, the yes/no AUC
+and CHAIR eval tasks, the token probe."""
 
 import random
 
@@ -6,9 +7,11 @@ import pytest
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from vlm.data.synthetic import SyntheticWorld
 from vlm.eval.generate import first_token_margins
-from vlm.eval.hallucination import roc_auc, yes_no_auc
+from vlm.eval.metrics.auc import roc_auc
+from vlm.eval.runner import EvalSettings, evaluate
+from vlm.eval.task import Sample, get_task
+from vlm.shapes.world import SyntheticWorld
 
 
 def test_roc_auc_is_the_pairwise_win_rate_with_ties():
@@ -51,16 +54,27 @@ def test_margins_are_the_first_token_logits_whatever_the_batch(tiny):
     assert len({round(m, 4) for m in batched}) == 3  # the margin depends on the prompt
 
 
-def test_yes_no_auc_per_split(tiny):
+def test_yes_no_auc_is_an_eval_task_per_split(tiny, tmp_path):
     _, _, folder = tiny
-    result = yes_no_auc(folder, n_images=6, image_size=64, batch_size=8)
-    assert set(result) == {"random", "popular", "adversarial", "mean"}
-    assert all(0.0 <= v <= 1.0 for v in result.values())
-    assert result["mean"] == pytest.approx(sum(result[k] for k in ("random", "popular", "adversarial")) / 3)
+    result = evaluate(EvalSettings(str(folder), ["synthetic_pope_auc"], limit=36, out=str(tmp_path)))
+    scores = result["results"]["synthetic_pope_auc"]
+    assert set(scores["breakdown"]) == {"random", "popular", "adversarial"} and scores["n"] == 36
+    aucs = [row["auc"] for row in scores["breakdown"].values()]
+    assert all(0.0 <= v <= 1.0 for v in aucs) and scores["metrics"]["auc"] == pytest.approx(sum(aucs) / 3)
+    assert scores["chance"]["auc"] == 0.5
+
+
+def test_chair_counts_hallucinated_and_named_objects():
+    task = get_task("synthetic_chair")
+    samples = [Sample("0", "", [], ["red circle", "blue star"]), Sample("1", "", [], ["green square"])]
+    scores = task.score(samples, ["A red circle and a yellow star.", "A green square, a green square."])
+    # mentions: {red circle, yellow star} and {green square}: 1 of 3 hallucinated, in 1 of 2 captions; 2 of 3 named
+    assert scores.metrics == pytest.approx({"chair_i": 1 / 3, "chair_s": 0.5, "recall": 2 / 3, "mentions": 3})
+    assert task.read(task.default_data())[0].question == "Describe the image briefly."
 
 
 def test_presence_probe_reads_what_the_tokens_encode():
-    from vlm.eval.token_probe import fit_presence_probe
+    from vlm.shapes.token_probe import fit_presence_probe
 
     g = torch.Generator().manual_seed(0)
     labels = (torch.rand(600, 12, generator=g) < 0.2).float()
@@ -78,19 +92,6 @@ def test_presence_probe_reads_what_the_tokens_encode():
 
 
 def test_presence_probe_on_a_model_folder(tiny):
-    from vlm.eval.token_probe import presence_probe
+    from vlm.shapes.token_probe import presence_probe
 
     assert 0.0 <= presence_probe(tiny[2], n_train=16, n_test=8, image_size=64, steps=5) <= 1.0
-
-
-def test_table_shows_pope_auc_and_chair_before_and_after():
-    from vlm.eval.hallucination import table
-
-    pope = {"mean": {"accuracy": 0.5, "precision": 0.5, "recall": 0.8, "f1": 0.6, "yes_ratio": 0.8}}
-    auc = {"random": 0.5, "popular": 0.25, "adversarial": 0.75, "mean": 0.5}
-    chair = {"chair_i": 0.1, "chair_s": 0.2, "recall": 0.3}
-    lines = table({"before": pope, "after": pope, "auc_before": auc, "auc_after": auc,
-                   "chair_before": chair, "chair_after": chair}).splitlines()
-    assert lines[3].split() == ["yes/no", "AUC", "x100", "random", "popular", "adversarial", "mean"]
-    assert lines[4].split() == ["before", "50.0", "25.0", "75.0", "50.0"]
-    assert lines[1].split() == ["before", "50.0", "50.0", "80.0", "60.0", "80.0"]

@@ -8,13 +8,14 @@ from train_helpers import assert_identical, command, run, run_and_kill
 from transformers import AutoModel
 
 from vlm.build import BuildSpec, build
-from vlm.tiny import tiny_path
-from vlm.tiny_pretrain import PretrainConfig
-from vlm.train.locality import patch_probe, pretrain_image_level
+from vlm.shapes.patch_probe import patch_probe
+from vlm.tiny.backbone import tiny_path
+from vlm.tiny.pretrain_image_level import pretrain_image_level
+from vlm.train.fit import FitConfig
 
 
 def _quick(encoder):
-    return ["--align_only", "--encoder", str(encoder), "--run.tracker", "none",
+    return ["--run.start_from", str(encoder), "--run.tracker", "none",
             "--stages.maskembed.max_steps", "4", "--stages.maskembed.batch_size", "2",
             "--stages.maskembed.data.n_images", "16", "--stages.maskembed.save_every", "2",
             "--stages.maskembed.log_every", "1"]
@@ -41,7 +42,7 @@ def test_maskembed_zero2_resumes_exactly_and_loads_as_the_original(tmp_path):
 
 
 def test_image_level_pretraining_then_patch_probe(tmp_path):
-    report = pretrain_image_level(tiny_path("tiny-clip"), tmp_path, PretrainConfig(steps=20, batch_size=8, warmup=3))
+    report = pretrain_image_level(tiny_path("tiny-clip"), tmp_path, FitConfig(steps=20, batch_size=8, warmup=3))
     assert report["last_loss"] < report["first_loss"]
     assert (tmp_path / "pretrain.json").is_file() and AutoModel.from_pretrained(tmp_path).config.model_type == "clip_vision_model"
     scores = patch_probe(tmp_path, steps=10, batch_size=8, eval_images=8)

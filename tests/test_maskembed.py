@@ -5,9 +5,9 @@ import torch
 from transformers import AutoImageProcessor, AutoModel, CLIPConfig, CLIPImageProcessor, CLIPModel
 
 from vlm.data.maskembed import MaskedImages, sample_masks
-from vlm.tiny import tiny_path
-from vlm.train.config import DataConfig, MaskEmbedConfig, StageConfig
-from vlm.train.maskembed import MaskEmbedStage, mask_pixels, mask_tokens
+from vlm.tiny.backbone import tiny_path
+from vlm.train.config import DataConfig, StageConfig
+from vlm.train.stages.maskembed import MaskEmbedOptions, MaskEmbedStage, mask_pixels, mask_tokens
 
 
 def test_masks_are_m_complement_and_ones_with_uniform_keep_rate():
@@ -50,7 +50,7 @@ def test_token_masking_zeroes_prefix_and_masked_patches():
 @pytest.mark.parametrize("family,prefix", [("tiny-clip", 1), ("tiny-siglip", 0), ("tiny-dinov2", 1)])
 def test_stage_loss_on_vit_families(family, prefix):
     folder = tiny_path(family)
-    cfg = StageConfig(name="a", kind="maskembed", train={"vision": "full"}, maskembed=MaskEmbedConfig(),
+    cfg = StageConfig(name="a", kind="maskembed", train={"vision": "full"}, options=MaskEmbedOptions(),
                       data=DataConfig(n_images=4, image_size=64))
     stage = MaskEmbedStage(cfg)
     model = stage.prepare(stage.load(folder))
@@ -70,7 +70,7 @@ def test_stage_loss_on_vit_families(family, prefix):
     loss.backward()
     embeddings = model.vision_tower.model.embeddings
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in embeddings.parameters())
-    assert model.projector.head.weight.grad.abs().sum() > 0
+    assert model.decoder.head.weight.grad.abs().sum() > 0
     assert all(p.grad is None and not p.requires_grad for p in stage.teacher.parameters())
 
 
@@ -113,7 +113,7 @@ def test_student_of_a_whole_clip_folder_keeps_its_text_tower(tmp_path):
 
 
 def test_masked_images_honour_first_image():
-    from vlm.data.synthetic import SyntheticWorld
+    from vlm.shapes.world import SyntheticWorld
 
     processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     data = MaskedImages(DataConfig(n_images=2, first_image=5, image_size=64), processor, side=4)

@@ -14,18 +14,19 @@ from timm.models import save_for_hf
 
 from vlm.build import BuildSpec, build
 from vlm.data.maskembed import MaskedImages
-from vlm.data.synthetic import SyntheticWorld
-from vlm.tiny import tiny_path
-from vlm.tiny_pretrain import PretrainConfig
+from vlm.shapes.patch_probe import patch_probe
+from vlm.shapes.world import SyntheticWorld
+from vlm.tiny.backbone import tiny_path
+from vlm.tiny.pretrain_image_level import pretrain_image_level
 from vlm.train.config import DataConfig, OptimConfig, RunConfig, StageConfig
 from vlm.train.engine import make_accelerator
-from vlm.train.locality import patch_probe, pretrain_image_level
+from vlm.train.fit import FitConfig
 from vlm.train.loop import train_stage
-from vlm.train.maskembed import MaskEmbedStage
 from vlm.train.observe import MetricsLog
+from vlm.train.stages.maskembed import MaskEmbedStage
 from vlm.vision.sources import vision_source
 
-TRAIN = {"vision": "full", "projector": "full", "llm": "frozen"}
+TRAIN = {"vision": "full"}
 
 
 @pytest.fixture(scope="module")
@@ -107,14 +108,14 @@ def test_masks_act_on_normalised_pixels_and_student_tokens(name, prefix, request
 
     # the decoder's input: the student's tokens (= the library's, before training) x m, prefix zeroed
     seen = []
-    model.projector.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    model.decoder.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
     loss = stage.loss(model, batch, torch.tensor(6.0))
     student = _last_block_tokens(folder, pixels).repeat_interleave(3, 0)
     keep = torch.cat([torch.zeros(6, prefix), masks.reshape(6, 64)], 1).unsqueeze(-1)
     assert (seen[0][:, :prefix] == 0).all()
     assert torch.allclose(seen[0], student * keep, atol=1e-5)
     with torch.no_grad():
-        reconstruction = model.projector(seen[0])
+        reconstruction = model.decoder(seen[0])
     assert loss.item() == pytest.approx(torch.nn.functional.mse_loss(reconstruction, target).item(), rel=1e-4)
     loss.backward()
     assert all(p.grad is None and not p.requires_grad for p in stage.teacher.parameters())
@@ -175,10 +176,10 @@ def test_aligned_student_loads_everywhere_with_its_features(name, tmp_path):
 
 
 def test_recipe_helpers_keep_the_open_clip_format(tmp_path):
-    """recipes/locality_alignment.py --vision tiny-open_clip-vit: image-level pretraining saves an open_clip
+    """tiny-open_clip-vit-image-level: image-level pretraining saves an open_clip
     folder (open_clip loads it, its image tower changed, its text tower kept) and the patch probe reads it."""
     folder = tiny_path("tiny-open_clip-vit")
-    report = pretrain_image_level(folder, tmp_path, PretrainConfig(steps=3, batch_size=4, warmup=1))
+    report = pretrain_image_level(folder, tmp_path, FitConfig(steps=3, batch_size=4, warmup=1))
     assert np.isfinite(report["last_loss"]) and (tmp_path / "pretrain.json").is_file()
     before, after = load_file(folder / "open_clip_model.safetensors"), load_file(tmp_path / "open_clip_model.safetensors")
     changed = {k for k in before if not torch.equal(before[k], after[k])}

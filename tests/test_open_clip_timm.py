@@ -26,8 +26,9 @@ from vlm.build import BuildSpec, build
 from vlm.config import VLMConfig
 from vlm.hub import PartNotFoundError
 from vlm.layout import tokens_per_image
-from vlm.tiny import OPEN_CLIP_PREPROCESS, tiny_path
-from vlm.vision import encoder_class
+from vlm.tiny.backbone import tiny_path
+from vlm.tiny.backbones.open_clip import OPEN_CLIP_PREPROCESS
+from vlm.vision.encoder import encoder_class
 from vlm.vision.open_clip import OpenCLIPTimmEncoder, OpenCLIPViTEncoder
 from vlm.vision.sources import vision_source
 from vlm.vision.timm import TimmEncoder, TimmVisionConfig
@@ -357,18 +358,14 @@ def test_unknown_kinds_names_and_folders_are_named(tmp_path):
 
 
 def test_paper_preset_encoder_fails_fast_offline():
-    import importlib.util
-    from pathlib import Path
+    from vlm.recipes.base import RECIPES
 
-    path = Path(__file__).resolve().parents[1] / "recipes" / "llava_convnext.py"
-    spec = importlib.util.spec_from_file_location("llava_convnext_recipe", path)
-    recipe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(recipe)
-    vision = recipe.PAPER.model.vision
+    paper = RECIPES.get("llava_convnext").presets["paper"]
+    vision = paper.model.vision
     assert vision == "open_clip:hf-hub:laion/CLIP-convnext_large_d_320.laion2B-s29B-b131K-ft-soup"
     start = time.monotonic()
     with pytest.raises(PartNotFoundError) as info:
-        build(recipe.PAPER.model)
+        build(paper.model)
     assert time.monotonic() - start < 10
     message = str(info.value)
     assert "laion/CLIP-convnext_large_d_320.laion2B-s29B-b131K-ft-soup" in message

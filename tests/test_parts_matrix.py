@@ -1,9 +1,9 @@
-"""The parts matrix (`vlm.parts_matrix`): every encoder example x projector x high-res strategy.
+"""The parts matrix (`vlm.parts.matrix`): every encoder example x projector x high-res strategy.
 
 Each combination is built with `vlm.build.build` (keys that only re-size another key's class on a few
 encoders): a training step and generation on two aspect ratios, placeholders == scattered features ==
 layout count, and the export it gets. The refusals the code makes by design and the native exports are
-listed here, and the README's parts table must be the one `vlm.parts_table` renders from the matrix.
+listed here, and the README's parts table must be the one `vlm.parts.table` renders from the matrix.
 """
 
 import difflib
@@ -20,12 +20,12 @@ import vlm.build
 from vlm.build import build, resolve_vision
 from vlm.cli import main as cli
 from vlm.export import HF_TARGETS, NotExportableError, export_hf
-from vlm.highres import HIGH_RES
-from vlm.parts_matrix import ENCODER_EXAMPLES, VLM_FORMAT, Combination, combinations, verdict
-from vlm.parts_table import END, REGENERATE, START, readme_block, render
-from vlm.projectors import PROJECTORS
-from vlm.tiny import SELF_TRAINED, TINY_BACKBONES, tiny_path
-from vlm.vision import VISION_ENCODERS
+from vlm.highres.base import HIGH_RES
+from vlm.parts.matrix import ENCODER_EXAMPLES, VLM_FORMAT, Combination, combinations, verdict
+from vlm.parts.table import END, REGENERATE, START, readme_block, render
+from vlm.projectors.base import PROJECTORS
+from vlm.tiny.backbone import TINY_BACKBONES, self_trained, tiny_path
+from vlm.vision.base import VISION_ENCODERS
 
 SIZES = [(40, 96), (80, 48)]  # (height, width): wide and tall, so anyres and tiles pick different grids
 ALL_ENCODERS, ALL_MODES = tuple(ENCODER_EXAMPLES), tuple(HIGH_RES.keys())
@@ -94,7 +94,7 @@ def pictures():
 
 def test_the_matrix_covers_every_part():
     used = {key for spec in ENCODER_EXAMPLES.values() for key in spec["vision"].split("+")}
-    built = [key for key in TINY_BACKBONES.keys() if key not in SELF_TRAINED]
+    built = [key for key in TINY_BACKBONES.keys() if key not in self_trained()]
     tiny_vision = {key for key in built if not (tiny_path(key) / "tokenizer.json").is_file()}  # LLMs have one
     assert tiny_vision <= used, f"tiny encoders missing from ENCODER_EXAMPLES: {sorted(tiny_vision - used)}"
     families = {resolve_vision(Combination(e, "linear", "none").spec())[1].model_type for e in ENCODER_EXAMPLES}

@@ -5,20 +5,20 @@ import torch
 
 from vlm.data.povid import (
     ChatLLMRewriter,
-    RuleRewriter,
     add_diffusion_noise,
     noise_coefficients,
     noisy_pixel_values,
-    povid_records,
     sigmoid_betas,
 )
-from vlm.data.preference import PreferenceCollator, PreferenceDataset, SyntheticPreferences
-from vlm.data.synthetic import COLOURS, SyntheticWorld
-from vlm.data.synthetic_tasks import caption_text
+from vlm.data.preference import PreferenceCollator, PreferenceDataset
 from vlm.data.tokenize import IGNORE_INDEX
 from vlm.modeling import VLMForConditionalGeneration
-from vlm.train.config import PreferenceConfig, StageConfig
-from vlm.train.preference import DPOStage
+from vlm.shapes.dataset import SyntheticPreferences
+from vlm.shapes.language import caption_text
+from vlm.shapes.povid import RuleRewriter, povid_records
+from vlm.shapes.world import COLOURS, SyntheticWorld
+from vlm.train.config import StageConfig
+from vlm.train.stages.dpo import DPOOptions, DPOStage
 
 
 def test_sigmoid_schedule_and_step_500():
@@ -83,7 +83,7 @@ class _EchoLM:
 def test_chat_llm_rewriter_prompts_with_question_and_answer():
     from transformers import AutoTokenizer
 
-    from vlm.tiny import tiny_path
+    from vlm.tiny.backbone import tiny_path
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_path("tiny-llama"))
     lm = _EchoLM(tokenizer, "a blue square")
@@ -105,7 +105,7 @@ def test_noisy_own_term(built_models):
     assert not torch.allclose(items[0]["noisy_pixel_values"], items[0]["pixel_values"], atol=0.1)
     batch = PreferenceCollator(processor.tokenizer.pad_token_id)(items)
     model = VLMForConditionalGeneration.from_pretrained(folder)
-    stage = DPOStage(StageConfig(name="p", kind="dpo", dpo=PreferenceConfig(text_weight=0.5, noise_weight=0.5)))
+    stage = DPOStage(StageConfig(name="p", kind="dpo", options=DPOOptions(text_weight=0.5, noise_weight=0.5)))
     stage.reference = VLMForConditionalGeneration.from_pretrained(folder).eval()
     own = stage.noisy_own_labels(model, batch)
     n, labels = batch["pairs"], batch["labels"][:3]
@@ -138,7 +138,7 @@ def test_povid_objects_keeps_only_existence_pairs_balanced():
 
 def test_first_image_selects_a_later_block_of_scenes():
     """`data.first_image` lets a stage read scenes no earlier stage saw (preference data on new images)."""
-    from vlm.data.synthetic_dataset import SyntheticDataset
+    from vlm.shapes.dataset import SyntheticDataset
 
     early, later = SyntheticPreferences(3, "povid", image_size=64), SyntheticPreferences(3, "povid", image_size=64, first=5)
     assert {i for i, _ in early.records} == {0, 1, 2} and {i for i, _ in later.records} == {5, 6, 7}

@@ -8,7 +8,8 @@ import pytest
 from train_helpers import assert_identical, command, run, run_and_kill
 
 from vlm.build import BuildSpec, build
-from vlm.train.recipe import resolve
+from vlm.recipes.base import RECIPES
+from vlm.recipes.run import resolve
 
 
 @pytest.fixture(scope="module")
@@ -49,24 +50,30 @@ def test_povid_under_zero2_two_processes_resumes_exactly(start, tmp_path):
     assert [r["loss"] for r in _rows(killed)] == [r["loss"] for r in rows]
 
 
-def _povid_recipe_module():
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "recipes" / "povid.py"
-    spec = importlib.util.spec_from_file_location("povid_recipe", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+POVID = RECIPES.get("povid")
 
 
 @pytest.mark.parametrize(("preset", "task"), [("existence_first", "objects"), ("noisy_teacher", "objects_noisy_teacher")])
-def test_existence_presets_probe_against_the_existence_model(preset, task):
-    povid = _povid_recipe_module()
-    recipe = resolve(povid.DEFAULT, povid.PRESETS, ["--preset", preset, "--output_dir", "runs/x"])
+def test_existence_presets_compare_against_the_existence_model(preset, task, tmp_path):
+    recipe = resolve(POVID.default, POVID.presets, ["--preset", preset, "--run.start_from", str(tmp_path)])
     assert [(s.name, s.kind) for s in recipe.stages] == [("existence", "sft"), ("povid_text", "dpo"), ("povid_noise", "dpo")]
     assert recipe.stage("existence").data.tasks == [task]
-    assert povid.start_of_preference(recipe) == Path("runs/x/stages/existence/model")
-    assert povid.start_of_preference(resolve(povid.DEFAULT, povid.PRESETS, ["--output_dir", "runs/x"])) == Path("runs/x/init")
+    assert recipe.run.compare_with == "povid_text"  # evaluated before (the existence model) and after
+    assert {"synthetic_pope", "synthetic_pope_auc", "synthetic_chair"} <= set(recipe.run.eval_tasks)
+
+
+def test_start_from_a_recipe_runs_its_stages_first_unless_its_model_exists(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    recipe = resolve(POVID.default, POVID.presets, [])
+    instruct = RECIPES.get("llava_convnext").default
+    assert [s.name for s in recipe.stages] == [s.name for s in instruct.stages] + ["povid_text", "povid_noise"]
+    assert recipe.model == instruct.model and recipe.run.start_from is None
+    finished = tmp_path / instruct.run.output_dir / "model"
+    finished.mkdir(parents=True)
+    (finished / "config.json").write_text("{}")
+    recipe = resolve(POVID.default, POVID.presets, [])
+    assert [s.name for s in recipe.stages] == ["povid_text", "povid_noise"]
+    assert recipe.run.start_from == str(Path(instruct.run.output_dir) / "model")
 
 
 def _scenes(stage) -> set[int]:
@@ -74,8 +81,7 @@ def _scenes(stage) -> set[int]:
 
 
 def test_preference_pairs_use_scenes_no_earlier_stage_trained_on():
-    povid = _povid_recipe_module()
-    earlier = povid._instruct_recipe().stages + [s for r in povid.PRESETS.values() for s in r.stages]
+    earlier = RECIPES.get("llava_convnext").default.stages + [s for r in POVID.presets.values() for s in r.stages]
     seen = set().union(*(_scenes(s) for s in earlier if s.kind != "dpo"))
-    dpo = [s for r in (povid.DEFAULT, *povid.PRESETS.values()) for s in r.stages if s.kind == "dpo"]
+    dpo = [s for r in (POVID.default, *POVID.presets.values()) for s in r.stages if s.kind == "dpo"]
     assert dpo and all(seen.isdisjoint(_scenes(s)) for s in dpo)

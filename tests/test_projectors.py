@@ -9,8 +9,8 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 from vlm.build import BuildSpec, build
 from vlm.config import VLMConfig
 from vlm.layout import tokens_per_image
-from vlm.projectors import PROJECTORS
-from vlm.tiny import tiny_path
+from vlm.projectors.base import PROJECTORS
+from vlm.tiny.backbone import tiny_path
 from vlm.vision.hf import load_vision_config
 
 COMPRESSING = ["pool2x2", "pixel_shuffle", "ldp", "resampler", "resampler16"]

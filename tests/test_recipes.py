@@ -50,7 +50,8 @@ def test_paper_preset_with_data_names_the_missing_weights(tmp_path):
         (corpus / name).write_text("[]")
     args = ["--preset", "paper"]
     for stage, name in (("align", "blip_laion_cc_sbu_558k.json"), ("instruct", "llava_v1_5_mix665k.json")):
-        args += [f"--stages.{stage}.data.path", str(corpus / name), f"--stages.{stage}.data.image_root", str(corpus / "images")]
+        args += [f"--stages.{stage}.data.source", "llava_json", f"--stages.{stage}.data.path", str(corpus / name),
+                 f"--stages.{stage}.data.image_root", str(corpus / "images")]
     proc = subprocess.run(command("llava15.py", tmp_path / "run", *args), env=env(), capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode != 0

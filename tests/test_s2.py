@@ -12,8 +12,8 @@ from vlm.build import BuildSpec, build
 from vlm.config import VLMConfig
 from vlm.export import llava_blockers
 from vlm.layout import tokens_per_image
-from vlm.tiny import tiny_path
-from vlm.vision import encoder_class
+from vlm.tiny.backbone import tiny_path
+from vlm.vision.encoder import encoder_class
 from vlm.vision.hf import load_vision_config
 from vlm.vision.s2 import S2Encoder, merge_tiles, split_tiles
 

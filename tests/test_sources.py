@@ -4,10 +4,10 @@ import json
 
 import pytest
 from PIL import Image
+from train_helpers import synthetic_corpus
 
 from vlm.data.errors import BadSample
 from vlm.data.sources import LlavaJsonDataset
-from vlm.data.synthetic import write_dataset
 
 
 def _turns(*values):
@@ -66,7 +66,7 @@ def test_each_bad_record_has_its_kind(corpus):
 
 
 def test_synthetic_folder_reads_back_like_a_downloaded_corpus(tmp_path):
-    files = write_dataset(tmp_path, n=4, size=64, tasks=["vqa"])
+    files = synthetic_corpus(tmp_path, n=4, size=64)
     dataset = LlavaJsonDataset(files["vqa"], tmp_path)
     example = dataset[0]
     assert example.images[0].size == (64, 64) and example.messages[0]["content"][0] == {"type": "image"}

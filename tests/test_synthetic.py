@@ -6,18 +6,11 @@ from collections import Counter
 
 import pytest
 
-from vlm.data.synthetic import (
-    COLOURS,
-    SHAPES,
-    TASKS,
-    SyntheticWorld,
-    benchmark,
-    generate_scene,
-    main,
-    scene_seed,
-    write_dataset,
-)
-from vlm.data.synthetic_tasks import TEACHER_HALLUCINATION_RATE, popular_objects, relation, vqa_questions
+from vlm.cli import main
+from vlm.shapes.language import relation
+from vlm.shapes.questions import popular_objects, vqa_questions
+from vlm.shapes.tasks.objects import TEACHER_HALLUCINATION_RATE
+from vlm.shapes.world import COLOURS, EMITTERS, SHAPES, SyntheticWorld, generate_scene, scene_seed
 
 N = 60
 
@@ -41,7 +34,7 @@ def test_determinism():
     a, b = SyntheticWorld("val", 96), SyntheticWorld("val", 96)
     for i in range(10):
         assert png_bytes(a.image(i)) == png_bytes(b.image(i))
-        for task in TASKS:
+        for task in EMITTERS.keys():
             assert a.records(i, task) == b.records(i, task)
 
 
@@ -250,23 +243,15 @@ def caption_of(world, i):
     return answer(world.records(i, "caption")[0])
 
 
-def test_cli_writes_llava_folder(tmp_path):
-    main(["--out", str(tmp_path), "--n", "8", "--size", "64", "--split", "test"])
-    for task in TASKS:
+def test_synth_command_writes_a_llava_corpus(tmp_path):
+    assert main(["data", "synth", "--out", str(tmp_path), "--n", "8", "--size", "64", "--tasks", "caption,vqa"]) == 0
+    for task in ("caption", "vqa"):
         records = json.loads((tmp_path / f"{task}.json").read_text())
-        assert records
-        for rec in records:
-            assert (tmp_path / rec["image"]).is_file()
-    paths = write_dataset(tmp_path / "b", 3, 32, "val", ["caption"])
-    assert list(paths) == ["caption"] and paths["caption"].is_file()
-    with pytest.raises(ValueError, match="unknown tasks"):
-        write_dataset(tmp_path / "c", 1, 32, "val", ["captions"])
-
-
-def test_benchmark_positive():
-    assert benchmark(n=20, size=64) > 0
+        assert records and all((tmp_path / rec["image"]).is_file() for rec in records)
+    assert len(list((tmp_path / "images").iterdir())) == 8  # one file per scene: the tasks share its image
+    assert main(["data", "synth", "--out", str(tmp_path / "c"), "--n", "1", "--tasks", "captions"]) == 2
 
 
 def test_ids_unique_across_tasks(world):
-    ids = [rec["id"] for i in range(20) for task in TASKS for rec in world.records(i, task)]
+    ids = [rec["id"] for i in range(20) for task in EMITTERS.keys() for rec in world.records(i, task)]
     assert len(ids) == len(set(ids))

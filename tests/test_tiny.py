@@ -18,9 +18,11 @@ from transformers import (  # noqa: E402
     AutoTokenizer,
 )
 
-from vlm import tiny  # noqa: E402
+import vlm.cache as vlm_cache  # noqa: E402
+from vlm.cache import cache_root  # noqa: E402
 from vlm.hub import PartNotFoundError, resolve_part  # noqa: E402
-from vlm.tiny import FACTORY_VERSION, SELF_TRAINED, TINY_BACKBONES, tiny_path  # noqa: E402
+from vlm.tiny import tokenizer  # noqa: E402
+from vlm.tiny.backbone import FACTORY_VERSION, TINY_BACKBONES, self_trained, tiny_path  # noqa: E402
 
 LMS = {
     "tiny-llama": [
@@ -52,16 +54,16 @@ def test_registry_keys():
 
 def test_cache_root(monkeypatch, tmp_path):
     monkeypatch.setenv("VLM_CACHE", str(tmp_path))
-    assert tiny.cache_root() == tmp_path
+    assert cache_root() == tmp_path
     monkeypatch.delenv("VLM_CACHE")
-    assert tiny.cache_root() == Path.home() / ".cache" / "vlm"
+    assert cache_root() == Path.home() / ".cache" / "vlm"
 
 
 # open_clip's hub layout (as laion/* repos ship it) rather than transformers'
 FILES = {key: ("open_clip_config.json", "open_clip_model.safetensors") for key in ("tiny-open_clip-vit", "tiny-open_clip-convnext")}
 
 
-@pytest.mark.parametrize("key", sorted(set(TINY_BACKBONES.keys()) - set(SELF_TRAINED)))
+@pytest.mark.parametrize("key", sorted(set(TINY_BACKBONES.keys()) - set(self_trained())))
 def test_tiny_path_builds_once(cache, key):
     path = tiny_path(key)
     config, weights = FILES.get(key, ("config.json", "model.safetensors"))
@@ -153,11 +155,11 @@ def test_vision_loads(cache, key):
     assert model(pixel_values=pixels).last_hidden_state.shape == (1, VISION[key], 64)
 
 
-@pytest.mark.parametrize("key", sorted(set(TINY_BACKBONES.keys()) - set(SELF_TRAINED)))
+@pytest.mark.parametrize("key", sorted(set(TINY_BACKBONES.keys()) - set(self_trained())))
 def test_build_is_deterministic(tmp_path, key):
     factory = TINY_BACKBONES.get(key)
     factory(tmp_path / "a")
-    tiny._base_tokenizer_json.cache_clear()  # retrain the tokenizer too
+    tokenizer._base_tokenizer_json.cache_clear()  # retrain the tokenizer too
     factory(tmp_path / "b")
     files = sorted(p.name for p in (tmp_path / "a").iterdir())
     assert files == sorted(p.name for p in (tmp_path / "b").iterdir())
@@ -176,7 +178,7 @@ def test_tiny_path_loses_race(monkeypatch, tmp_path):
         (final / "winner").touch()
         real_replace(src, dst)
 
-    monkeypatch.setattr(tiny.os, "replace", other_process_wins)
+    monkeypatch.setattr(vlm_cache.os, "replace", other_process_wins)
     assert tiny_path("tiny-siglip") == final
     assert (final / "winner").exists()
     assert sorted(p.name for p in final.parent.iterdir()) == [final.name]

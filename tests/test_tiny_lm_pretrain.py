@@ -5,9 +5,9 @@ import random
 
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from vlm.data.synthetic import COLOURS, SHAPES, SyntheticWorld
-from vlm.tiny import tiny_path
-from vlm.tiny_lm_pretrain import TextPretrainConfig, _batch, pretrain_text, scene_text, text_example
+from vlm.shapes.world import COLOURS, SHAPES, SyntheticWorld
+from vlm.tiny.backbone import tiny_path
+from vlm.tiny.pretrain_text import TextPretrainConfig, _batch, pretrain_text, scene_text, text_example
 
 
 def test_scene_text_names_every_object_and_questions_are_answerable():

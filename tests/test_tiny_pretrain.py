@@ -9,9 +9,10 @@ import pytest
 import torch
 from transformers import AutoImageProcessor, AutoModel
 
-from vlm.data.synthetic import COLOURS, PAIRS, SHAPES, Obj, Scene, generate_scene
-from vlm.tiny import tiny_path
-from vlm.tiny_pretrain import PretrainConfig, cell_targets, grid_features, pretrain_patch_labels
+from vlm.shapes.cells import cell_targets
+from vlm.shapes.world import COLOURS, PAIRS, SHAPES, Obj, Scene, generate_scene
+from vlm.tiny.backbone import tiny_path
+from vlm.tiny.pretrain_vision import PretrainConfig, grid_features, pretrain_patch_labels
 
 
 def test_label_map_covers_exactly_the_drawn_pixels():

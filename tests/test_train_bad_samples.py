@@ -4,17 +4,16 @@ import json
 import subprocess
 
 import pytest
-from train_helpers import QUICK, command, env, run
-
-from vlm.data.synthetic import write_dataset
+from train_helpers import QUICK, command, env, run, synthetic_corpus
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("corpus")
-    paths = write_dataset(root, 40, size=64, tasks=["caption", "vqa"])
-    (root / "images/train_0000003.png").unlink()  # missing image
-    (root / "images/train_0000005.png").write_bytes(b"not a png")  # corrupt image
+    paths = synthetic_corpus(root, 40, size=64, tasks=("caption", "vqa"))
+    captions = json.loads(paths["caption"].read_text())  # one per scene: scene k's image is captions[k]["image"]
+    (root / captions[3]["image"]).unlink()  # missing image
+    (root / captions[5]["image"]).write_bytes(b"not a png")  # corrupt image
     records = json.loads(paths["vqa"].read_text())
     records[0]["conversations"] = [{"from": "human", "value": "<image>\nno answer"}]  # malformed
     paths["vqa"].write_text(json.dumps(records))

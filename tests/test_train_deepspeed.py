@@ -18,7 +18,7 @@ def _losses(out, stage):
 def _loads_and_generates(model_dir):
     model = AutoModelForImageTextToText.from_pretrained(model_dir)
     processor = AutoProcessor.from_pretrained(model_dir)
-    from vlm.data.synthetic import SyntheticWorld
+    from vlm.shapes.world import SyntheticWorld
 
     messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What colour is it?"}]}]
     inputs = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True,

@@ -5,11 +5,11 @@ import torch
 from transformers import AutoModelForImageTextToText
 
 from vlm.build import BuildSpec
+from vlm.recipes.run import resolve
 from vlm.train.config import LoraConfig, OptimConfig, Recipe, RunConfig, StageConfig
 from vlm.train.engine import cpu_threads
 from vlm.train.optim import make_optimizer, make_scheduler, param_groups
 from vlm.train.overrides import OverrideError, apply_overrides, coerce, parse_overrides
-from vlm.train.recipe import resolve
 from vlm.train.trainable import (
     QLoRAUnavailableError,
     apply_train_modes,

@@ -75,3 +75,16 @@ def assert_identical(a: Path, b: Path) -> None:
     assert wa.keys() == wb.keys()
     different = [k for k in wa if not torch.equal(wa[k], wb[k])]
     assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
+
+
+def synthetic_corpus(out: Path, n: int, size: int = 64, tasks: tuple[str, ...] = ("vqa",)) -> dict[str, Path]:
+    """The shapes world as a LLaVA corpus on disk (what `vlm data synth` writes): task -> its JSON file."""
+    from vlm.data.export import write_llava
+    from vlm.data.registry import open_source
+    from vlm.train.config import DataConfig
+
+    paths = {}
+    for task in tasks:
+        source = open_source(DataConfig(tasks=[task], n_images=n, image_size=size))
+        paths[task] = write_llava([source[i] for i in range(len(source))], out, task)
+    return paths

@@ -10,14 +10,14 @@ from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedConfig
 
 from vlm.config import VLMConfig
-from vlm.highres import HIGH_RES
+from vlm.highres.base import HIGH_RES
 from vlm.hub import resolve_part
 from vlm.layout import image_layout, tokens_per_image
 from vlm.modeling import VLMForConditionalGeneration, new_projector
 from vlm.processing import AspectMode, VLMProcessor, add_image_token, image_processor_from
-from vlm.projectors import PROJECTORS
+from vlm.projectors.base import PROJECTORS
 from vlm.templates import CHAT_TEMPLATES, IMAGE_TOKEN
-from vlm.vision import encoder_class
+from vlm.vision.encoder import encoder_class
 from vlm.vision.fused import fused_vision_config
 from vlm.vision.sources import VisionSource, vision_source
 

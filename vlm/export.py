@@ -19,7 +19,7 @@ from transformers import (
 from vlm.modeling import VLMForConditionalGeneration
 from vlm.processing import VLMProcessor
 from vlm.registry import Registry
-from vlm.vision import encoder_class
+from vlm.vision.encoder import encoder_class
 
 LLAVA_VISION_TYPES = ("clip_vision_model", "siglip_vision_model")
 LLAVA_PROJECTORS = ("linear", "mlp2x_gelu")
@@ -97,14 +97,14 @@ def llava_next_blockers(model: VLMForConditionalGeneration) -> list[str]:
 def export_llava(model: VLMForConditionalGeneration, processor: VLMProcessor, out: str | Path) -> Path:
     """Write ``out`` so plain transformers loads it with `LlavaForConditionalGeneration`/`AutoProcessor`."""
     if reasons := llava_blockers(model):
-        raise NotExportableError("cannot export to llava-hf: " + "; ".join(reasons))
+        raise NotExportableError("cannot export to Llava: " + "; ".join(reasons))
     return _write(model, processor, out, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor)
 
 
 def export_llava_next(model: VLMForConditionalGeneration, processor: VLMProcessor, out: str | Path) -> Path:
     """Write ``out`` so plain transformers loads it with `LlavaNextForConditionalGeneration`/`AutoProcessor`."""
     if reasons := llava_next_blockers(model):
-        raise NotExportableError("cannot export to llava-hf (LlavaNext): " + "; ".join(reasons))
+        raise NotExportableError("cannot export to LlavaNext: " + "; ".join(reasons))
     pinpoints = [list(p) for p in model.config.image_grid_pinpoints]
     return _write(
         model, processor, out, LlavaNextConfig, LlavaNextForConditionalGeneration, LlavaNextProcessor,
@@ -118,17 +118,20 @@ HF_TARGETS.register("LlavaForConditionalGeneration", (llava_blockers, export_lla
 HF_TARGETS.register("LlavaNextForConditionalGeneration", (llava_next_blockers, export_llava_next))
 
 
-def export_hf(model: VLMForConditionalGeneration, processor: VLMProcessor, out: str | Path) -> tuple[Path, str]:
-    """Export to whichever transformers class fits the parts; returns the folder and the class name.
-    Raises `NotExportableError` listing, for every target, why the model is not representable."""
+def export_hf(
+    model: VLMForConditionalGeneration, processor: VLMProcessor, out: str | Path, target: str | None = None
+) -> tuple[Path, str]:
+    """Export to ``target`` (an `HF_TARGETS` key), or to whichever transformers class fits the parts;
+    returns the folder and the class name. Raises `NotExportableError` listing, for every target tried,
+    why the model is not representable."""
     why: dict[str, list[str]] = {}
-    for name in HF_TARGETS:
+    for name in [HF_TARGETS.get(target) and target] if target else HF_TARGETS:
         blockers, export = HF_TARGETS.get(name)
         why[name] = blockers(model)
         if not why[name]:
             return export(model, processor, out), name
     raise NotExportableError(
-        "cannot export to llava-hf, the model stays in the vlm format: "
+        "cannot export to transformers' native format, the model stays in the vlm format: "
         + " | ".join(f"as {name}: {'; '.join(reasons)}" for name, reasons in why.items())
     )
 
@@ -149,7 +152,7 @@ def _write(
         "default" if config.vision_feature_select_strategy == "default" and prefix_tokens == 1 else "full"
     )
     if config.vision_feature_select_strategy == "default" and prefix_tokens not in (0, 1):
-        raise NotExportableError(f"cannot export to llava-hf: the encoder has {prefix_tokens} prefix tokens")
+        raise NotExportableError(f"cannot export to Llava: the encoder has {prefix_tokens} prefix tokens")
     linear = config.projector_type == "linear"
     hf_config = config_class(
         vision_config=config.vision_config.to_dict(),

@@ -1,13 +1,18 @@
-"""Resolve a part argument (tiny registry key, local folder or Hugging Face hub id) to a local folder."""
+"""Resolve a part argument (a named part, a local folder or a Hugging Face hub id) to a local folder.
+
+Named parts (``PARTS``) are registered by plugins, e.g. the tiny backbones of `vlm.tiny`, each with a
+function that returns its folder (building it on first use).
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from huggingface_hub import HfApi, constants, snapshot_download
 
-from vlm.tiny import TINY_BACKBONES, tiny_path
+from vlm.registry import Registry
 
 # Seconds to wait for the hub before giving up; a real download only starts once it has answered.
 # (huggingface_hub may spend up to 3 s more, once per process, fetching its agent registry.)
@@ -25,15 +30,17 @@ IGNORE_PATTERNS = [
     "coreml/*",
 ]
 
+PARTS: Registry[Callable[[], Path]] = Registry("named part")
+
 
 class PartNotFoundError(FileNotFoundError):
-    """A part argument is neither a registry key, a local folder, a cached hub repo nor downloadable."""
+    """A part argument is neither a named part, a local folder, a cached hub repo nor downloadable."""
 
 
 def resolve_part(name_or_path: str) -> Path:
-    """The local folder for a tiny backbone key, an existing directory or a hub repo id."""
-    if name_or_path in TINY_BACKBONES:
-        return tiny_path(name_or_path)
+    """The local folder for a named part, an existing directory or a hub repo id."""
+    if "/" not in name_or_path and name_or_path in PARTS:
+        return PARTS.get(name_or_path)()
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return path.absolute()
@@ -48,8 +55,8 @@ def resolve_part(name_or_path: str) -> Path:
             return hub
 
     raise PartNotFoundError(
-        f"Cannot find part {name_or_path!r}: it is not a tiny backbone key "
-        f"({', '.join(TINY_BACKBONES.keys())}), not a local folder ({path.absolute()}), "
+        f"Cannot find part {name_or_path!r}: it is not a named part "
+        f"({', '.join(PARTS.keys())}), not a local folder ({path.absolute()}), "
         f"not in the Hugging Face cache ({constants.HF_HUB_CACHE}), and {hub}."
     )
 

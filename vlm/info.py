@@ -9,7 +9,7 @@ from transformers import AutoConfig
 
 from vlm.config import VLMConfig
 from vlm.modeling import VLMForConditionalGeneration
-from vlm.vision import encoder_class
+from vlm.vision.encoder import encoder_class
 
 
 def describe(path: str | Path) -> dict:

@@ -13,9 +13,9 @@ from typing import Any
 import torch
 
 from vlm.config import VLMConfig
-from vlm.highres import HIGH_RES, HighRes, ImageSize
-from vlm.projectors import PROJECTORS
-from vlm.vision import encoder_class
+from vlm.highres.base import HIGH_RES, HighRes, ImageSize
+from vlm.projectors.base import PROJECTORS
+from vlm.vision.encoder import encoder_class
 
 
 def token_grid(config: VLMConfig, image_size: int | None = None) -> tuple[int, int]:

@@ -19,8 +19,8 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from vlm.config import VLMConfig
 from vlm.layout import image_layout, token_grid
-from vlm.projectors import PROJECTORS, Projector
-from vlm.vision import encoder_class
+from vlm.projectors.base import PROJECTORS, Projector
+from vlm.vision.encoder import encoder_class
 
 
 def new_projector(config: VLMConfig) -> Projector:

@@ -14,25 +14,20 @@ import time
 
 import torch
 
+from vlm.benchmarks.samples import synthetic_examples
 from vlm.build import BuildSpec, build
 from vlm.data.collate import Collator
-from vlm.data.synthetic import SyntheticWorld
 from vlm.data.tokenize import encode_example
-
-
-def _examples(world: SyntheticWorld, n: int, task: str):
-    stream = (ex for i in itertools.count() for ex in world.examples(i, task))
-    return list(itertools.islice(stream, n))
 
 
 def run(n: int = 256, batch_size: int = 8, steps: int = 8, task: str = "instruct", **spec) -> dict:
     torch.manual_seed(0)
     model, processor = build(BuildSpec(**spec))
-    world = SyntheticWorld("train", size=processor.image_processor.crop_size["height"])
+    size = processor.image_processor.crop_size["height"]
     collate = Collator(processor.tokenizer.pad_token_id)
 
     start = time.perf_counter()
-    examples = _examples(world, n, task)
+    examples = synthetic_examples(n, size, (task,))
     samples = [encode_example(ex, processor, max_length=1024) for ex in examples]
     batches = [collate(samples[i : i + batch_size]) for i in range(0, n - batch_size + 1, batch_size)]
     data_s = time.perf_counter() - start
@@ -83,3 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     if a.json:
         with open(a.json, "w") as f:
             json.dump(r, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

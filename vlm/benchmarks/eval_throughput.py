@@ -1,7 +1,7 @@
 """Evaluation throughput: questions/s of `vlm eval`'s generation core at batch size 1 and batched, on
 the same questions, alternating rounds; also checks the answers are identical.
 
-`python bench/eval_throughput.py [--model PATH] [--n 96] [--batch-sizes 1,16]`; without ``--model``
+`python -m vlm.benchmarks.eval_throughput [--model PATH] [--n 96] [--batch-sizes 1,16]`; without ``--model``
 it assembles the tiny default parts (random weights: generation runs to ``max_new_tokens``).
 """
 
@@ -91,3 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"answers identical across batch sizes: {r['identical_answers']}")
     if a.json:
         Path(a.json).write_text(json.dumps(r, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -9,16 +9,11 @@ import time
 
 import torch
 
-from vlm.data.synthetic import SyntheticWorld
+from vlm.benchmarks.samples import synthetic_examples
 
 
 def _inputs(processor, image_size: int, n: int) -> list[dict]:
-    world = SyntheticWorld("test", image_size)
-    out = []
-    for i in range(n):
-        ex = world.examples(i, "vqa")[0]
-        out.append(([ex.messages[0]], ex.images))
-    return out
+    return [([ex.messages[0]], ex.images) for ex in synthetic_examples(n, image_size, ("vqa",))]
 
 
 def _batch(processor, prompts: list) -> dict:

@@ -25,7 +25,7 @@ from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
 from vlm.build import BuildSpec, build
 from vlm.export import export_llava
-from vlm.tiny import tiny_path
+from vlm.hub import resolve_part
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def _write_parts(size: Size, root: Path) -> tuple[str, str]:
     CLIPImageProcessor(
         size=edge, crop_size=crop, image_mean=OPENAI_CLIP_MEAN, image_std=OPENAI_CLIP_STD
     ).save_pretrained(vision_dir)
-    tiny_llm = tiny_path("tiny-llama")
+    tiny_llm = resolve_part("tiny-llama")
     base = LlamaConfig.from_pretrained(tiny_llm)
     ids = {k: getattr(base, k) for k in ("bos_token_id", "eos_token_id", "pad_token_id")}
     config = LlamaConfig(

@@ -12,7 +12,6 @@ A step is forward + backward + AdamW. FLOPs are counted by `torch.utils.flop_cou
 from __future__ import annotations
 
 import ctypes
-import itertools
 import statistics
 import threading
 import time
@@ -23,16 +22,14 @@ import psutil
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from vlm.benchmarks.samples import synthetic_examples
 from vlm.data.collate import Collator, PackedCollator
-from vlm.data.synthetic import SyntheticWorld
 from vlm.data.tokenize import encode_example
 
 
 def realistic_samples(processor, n: int, image_size: int) -> list[dict]:
     """A LLaVA-like mix: half captions (short), half multi-turn conversations (longer)."""
-    world = SyntheticWorld("train", image_size)
-    tasks = itertools.cycle(("caption", "instruct"))
-    examples = [world.examples(i, next(tasks))[0] for i in range(n)]
+    examples = synthetic_examples(n, image_size, ("caption", "instruct"))
     return [encode_example(ex, processor, max_length=2048) for ex in examples]
 
 

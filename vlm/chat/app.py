@@ -13,15 +13,12 @@ import gradio as gr
 
 from vlm.chat.session import ChatEngine, Conversation, Settings, Turn
 from vlm.chat.uploads import ChatInputError, read_images
+from vlm.eval.task import Sample, get_task
 
 EMPTY = {"text": "", "files": []}
 BUSY, IDLE = {"submit_btn": False, "stop_btn": True}, {"submit_btn": True, "stop_btn": False}
 KEPT = "Your text and usable images are still in the box."
-EXAMPLE_PROMPTS = [
-    "How many objects are there? Answer with a number.",
-    "Is there a red circle? Answer yes or no.",
-    "Describe the image.",
-]
+EXAMPLES_TASK = "synthetic_vqa"  # example prompts: held-out questions of the embedded default's world
 
 
 @dataclass
@@ -54,29 +51,42 @@ def model_panel(info: dict[str, Any], engine: ChatEngine) -> str:
     )
 
 
-def example_images(image_size: int, count: int = 2) -> list[str]:
-    """A few scenes from the embedded default's held-out split, written to a temporary folder."""
-    from vlm.data.synthetic import SyntheticWorld
-
-    world = SyntheticWorld("test", size=max(64, min(image_size, 512)))
+def task_examples(task: str = EXAMPLES_TASK, count: int = 3) -> list[dict[str, Any]]:
+    """Example messages from an eval task's own samples: the first question of each type (as many as
+    ``count``) with its image, written to a temporary folder. None when the task has no local data."""
+    try:
+        benchmark = get_task(task)
+    except KeyError:
+        return []
+    data = benchmark.default_data()
+    if data is None:
+        return []
+    picked: dict[str, Sample] = {}
+    for sample in benchmark.read(data):
+        picked.setdefault(str(sample.meta.get("question_type", sample.id)), sample)
+        if len(picked) == count:
+            break
     folder = Path(tempfile.mkdtemp(prefix="vlm-chat-examples-"))
-    paths = []
-    for i in range(count):
-        path = folder / f"shapes_{i}.png"
-        world.image(i).save(path)
-        paths.append(str(path))
-    return paths
+    examples = []
+    for n, sample in enumerate(picked.values()):
+        path = folder / f"example_{n}.png"
+        sample.images[0].load(sample.id).save(path)
+        examples.append({"text": sample.question, "files": [str(path)]})
+    return examples
 
 
 def build_demo(
-    engine: ChatEngine, info: dict[str, Any], settings: Settings | None = None, update_every: float = 0.05
+    engine: ChatEngine, info: dict[str, Any], settings: Settings | None = None, update_every: float = 0.05,
+    examples: list[dict[str, Any]] | None = None,
 ) -> gr.Blocks:
     """The page. Every handler works on its own session's `ChatState`; the engine is shared.
 
     The answer on screen is refreshed after each token, at most every ``update_every`` seconds
-    (each refresh re-sends the conversation; 0: after every token).
+    (each refresh re-sends the conversation; 0: after every token). ``examples``: messages offered
+    under the chat (default: `task_examples()`).
     """
     settings = settings or Settings()
+    examples = task_examples() if examples is None else examples
 
     def submit(message: dict | None, state: ChatState, temperature: float, top_p: float, max_new: int) -> Iterator:
         message = message or {}
@@ -169,9 +179,8 @@ def build_demo(
                 with gr.Row():
                     regen_btn = gr.Button("Regenerate", elem_id="regenerate")
                     clear_btn = gr.Button("Clear", elem_id="clear")
-                pictures = example_images(int(info.get("image_size") or 256))
-                examples = [{"text": p, "files": [pictures[i % 2]]} for i, p in enumerate(EXAMPLE_PROMPTS)]
-                gr.Examples([[e] for e in examples], inputs=[box], label="Example prompts")
+                if examples:
+                    gr.Examples([[e] for e in examples], inputs=[box], label="Example prompts")
             with gr.Column(scale=2):
                 with gr.Accordion("Generation", open=True):
                     temperature = gr.Slider(0, 1.5, value=settings.temperature, step=0.05, label="Temperature (0 = greedy)")

@@ -57,14 +57,18 @@ def find_model(model: str | None, candidates: list[Path] | None = None) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from vlm.chat.session import ChatEngine, Settings
+    from vlm.extras import require
     from vlm.info import describe
 
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     try:
+        if not args.cli:
+            require("gradio")  # before the model loads: says which extra installs it
         path = find_model(args.model)
         info = describe(path)
         print(f"loading {path} ...", file=sys.stderr)
         engine = ChatEngine.load(path, device=args.device, max_images=args.max_images)
-    except (OSError, ValueError, RuntimeError) as err:  # missing, not a vlm folder, unreadable weights
+    except (OSError, ValueError, RuntimeError, ImportError) as err:  # no gradio, no model folder, unreadable weights
         print(f"error: {err}", file=sys.stderr)
         return 2
     settings = Settings(args.temperature, args.top_p, args.max_new_tokens)
@@ -72,7 +76,6 @@ def run(args: argparse.Namespace) -> int:
         from vlm.chat.terminal import chat_in_terminal
 
         return chat_in_terminal(engine, settings, images=args.image)
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from vlm.chat.app import build_demo
 
     demo = build_demo(engine, info, settings)

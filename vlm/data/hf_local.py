@@ -19,6 +19,7 @@ from PIL import Image
 from vlm.data.errors import BadSample, BadSampleKind, BadSampleLog
 from vlm.data.example import Example
 from vlm.data.images import check_image, image_from_bytes, load_image
+from vlm.data.registry import DATA_SOURCES, require_files
 from vlm.data.sources import RecordDataset, text_length
 
 BUILDERS = {".parquet": "parquet", ".arrow": "arrow", ".json": "json", ".jsonl": "json"}
@@ -142,3 +143,9 @@ def _json_or_none(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         return None
+
+
+@DATA_SOURCES.register("hf_local")
+def _open_hf_local(cfg: Any, seed: int) -> HFLocalDataset:
+    require_files(cfg)
+    return HFLocalDataset(cfg.path, cfg.image_root)

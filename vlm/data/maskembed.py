@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from vlm.data.synthetic import SyntheticWorld
+from vlm.data.registry import open_source
 
 
 def sample_masks(n_patches: int, generator: torch.Generator, min_keep: float = 0.0, max_keep: float = 1.0) -> torch.Tensor:
@@ -23,20 +23,14 @@ def sample_masks(n_patches: int, generator: torch.Generator, min_keep: float = 0
 
 
 class MaskedImages(torch.utils.data.Dataset):
-    """Images of a stage's data source (the synthetic world, or the first image of each sample of any
-    `DATA_SOURCES` source), processed by the encoder's image processor, with their masks."""
+    """The first image of each sample of a stage's data source (any `DATA_SOURCES` member), processed by
+    the encoder's image processor, with their masks."""
 
     def __init__(self, data, processor, side: int, min_keep: float = 0.0, max_keep: float = 1.0, seed: int = 0):
         if not 0.0 <= min_keep <= max_keep <= 1.0:
             raise ValueError(f"need 0 <= min_keep <= max_keep <= 1, got {min_keep}, {max_keep}")
-        if data.source == "synthetic":
-            world = SyntheticWorld("train", data.image_size)
-            self._image, self._n = (lambda i: world.image(data.first_image + i)), data.n_images
-        else:
-            from vlm.data.registry import open_source
-
-            source = open_source(data, seed)
-            self._image, self._n = (lambda i: source[i].images[0]), len(source)
+        source = open_source(data, seed)
+        self._image, self._n = (lambda i: source[i].images[0]), len(source)
         self.processor, self.side = processor, side
         self.min_keep, self.max_keep, self.seed = min_keep, max_keep, seed
         self.source = self

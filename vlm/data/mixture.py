@@ -26,6 +26,8 @@ import yaml
 
 from vlm.data.errors import BadSampleLog
 from vlm.data.example import Example
+from vlm.data.hf_local import HFLocalDataset
+from vlm.data.registry import DATA_SOURCES, require_files
 from vlm.data.sources import LlavaJsonDataset, RecordDataset
 
 
@@ -85,7 +87,7 @@ def load_mixture(
     default_root = path.parent / spec.get("image_root", ".")
     parts, subsets, weights = [], [], []
     for number, entry in enumerate(entries):
-        part = open_source(entry, path.parent, default_root, log)
+        part = open_entry(entry, path.parent, default_root, log)
         sampling = str(entry.get("sampling", entry.get("sampling_strategy", "all")))
         parts.append(part)
         subsets.append(select(sampling, len(part), np.random.default_rng([seed, number, 0])))
@@ -98,7 +100,7 @@ def load_mixture(
     return MixtureDataset(parts, indices, shuffle_seed=seed if spec.get("shuffle") else None)
 
 
-def open_source(
+def open_entry(
     entry: dict[str, Any], base: Path, default_root: Path, log: BadSampleLog | None
 ) -> RecordDataset:
     """One ``datasets:`` entry as a dataset (LLaVA JSON/JSONL, or local `datasets` files)."""
@@ -111,8 +113,6 @@ def open_source(
     if fmt == "llava":
         return LlavaJsonDataset(file, root, log)
     if fmt == "hf":
-        from vlm.data.hf_local import HFLocalDataset
-
         return HFLocalDataset(file, root, log, split=entry.get("split", "train"))
     raise ValueError(f"mixture entry {file}: unknown format {fmt!r} (llava | hf)")
 
@@ -159,3 +159,9 @@ def _counts(sizes: list[int], weights: list[float], total: Any) -> list[int]:
     for i in by_remainder[: int(total) - sum(counts)]:
         counts[i] += 1
     return counts
+
+
+@DATA_SOURCES.register("mixture")
+def _open_mixture(cfg: Any, seed: int) -> MixtureDataset:
+    require_files(cfg)
+    return load_mixture(cfg.path, seed=seed)

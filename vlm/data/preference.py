@@ -1,8 +1,7 @@
 """Preference data for DPO: records ``{"id", "image"(s), "prompt", "chosen", "rejected"}``.
 
-Sources: the synthetic world's ``pref`` pairs or POVID pairs (``povid``: every caption and VQA
-answer against its hallucinated rewrite; ``povid_objects``: only its object-existence pairs), or a
-JSON/JSONL file of such records with an image root.
+Sources (`PREFERENCE_SOURCES`): ``llava_json``, a JSON/JSONL file of such records with an image root;
+plugins add more (the shapes world's ``synthetic``: its ``pref`` pairs and POVID pairs).
 `PreferenceDataset` encodes both answers through the chat template (loss positions = the assistant
 reply only: prompt, image and padding positions are ``-100``) and, for POVID's noise term, adds a
 noise-distorted copy of the pixels, seeded per sample so resumed runs see the same noise.
@@ -21,41 +20,11 @@ from vlm.data.collate import Collator
 from vlm.data.errors import BadSample, BadSampleKind
 from vlm.data.example import Example
 from vlm.data.images import load_image
-from vlm.data.povid import RuleRewriter, noisy_pixel_values, povid_records
+from vlm.data.povid import noisy_pixel_values
+from vlm.data.registry import PREFERENCE_SOURCES
 from vlm.data.sources import record_images, record_messages
-from vlm.data.synthetic import SyntheticWorld
 from vlm.data.tokenize import encode_example
 from vlm.processing import VLMProcessor
-
-
-class SyntheticPreferences:
-    """``pref`` (captions with a swapped attribute/relation, counts off by one), ``povid`` records or
-    ``povid_objects`` (the ``povid`` records of type ``existence``)."""
-
-    TASKS = ("pref", "povid", "povid_objects")
-
-    def __init__(self, n_images: int, task: str = "pref", split: str = "train", image_size: int = 96, seed: int = 0,
-                 first: int = 0):
-        if task not in self.TASKS:
-            raise ValueError(f"synthetic preference task must be one of {self.TASKS}, not {task!r}")
-        self.world = SyntheticWorld(split, image_size)
-        rewriter = RuleRewriter(seed)
-        scenes = range(first, first + n_images)
-        if task == "pref":
-            self.records = [(i, r) for i in scenes for r in self.world.records(i, "pref")]
-        else:
-            self.records = [(i, r) for i in scenes for r in povid_records(self.world, i, rewriter)
-                            if task == "povid" or r["type"] == "existence"]
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def get(self, index: int) -> tuple[dict[str, Any], list]:
-        scene, record = self.records[index]
-        return record, [self.world.image(scene)]
-
-    def modality_lengths(self) -> tuple[list[int], list[bool]]:
-        return [_length(r) for _, r in self.records], [True] * len(self.records)
 
 
 class JsonPreferences:
@@ -76,25 +45,18 @@ class JsonPreferences:
         return record, [load_image(str(ref), self.root, sample_id) for ref in record_images(record)]
 
     def modality_lengths(self) -> tuple[list[int], list[bool]]:
-        return [_length(r) for r in self.records], [bool(record_images(r)) for r in self.records]
+        return [preference_length(r) for r in self.records], [bool(record_images(r)) for r in self.records]
 
 
-def _length(record: dict) -> int:
+def preference_length(record: dict) -> int:
     return sum(len(str(record.get(k, "")).split()) for k in ("prompt", "chosen", "rejected"))
 
 
-def open_preferences(cfg: Any, seed: int = 0) -> SyntheticPreferences | JsonPreferences:
-    """A stage's `DataConfig` as a preference source: ``synthetic`` (a `SyntheticPreferences.TASKS` task)
-    or a JSON file."""
-    if cfg.source == "synthetic":
-        if len(cfg.tasks) != 1:
-            raise ValueError(f"a preference stage reads one synthetic task {SyntheticPreferences.TASKS}, not {cfg.tasks}")
-        return SyntheticPreferences(cfg.n_images, cfg.tasks[0], "train", cfg.image_size, seed, cfg.first_image)
-    if cfg.source in ("llava_json", "json"):
-        if cfg.path is None or not Path(cfg.path).is_file():
-            raise FileNotFoundError(f"preference data file not found: {cfg.path!r} (set --stages.<name>.data.path)")
-        return JsonPreferences(cfg.path, cfg.image_root)
-    raise ValueError(f"preference data source {cfg.source!r}: use 'synthetic' or 'llava_json' (a JSON/JSONL file)")
+@PREFERENCE_SOURCES.register("llava_json")
+def _open_json_preferences(cfg: Any, seed: int) -> JsonPreferences:
+    if cfg.path is None or not Path(cfg.path).is_file():
+        raise FileNotFoundError(f"preference data file not found: {cfg.path!r} (set --stages.<name>.data.path)")
+    return JsonPreferences(cfg.path, cfg.image_root)
 
 
 class PreferenceDataset(torch.utils.data.Dataset):

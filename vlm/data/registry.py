@@ -1,56 +1,41 @@
-"""`DATA_SOURCES`: how a stage's `DataConfig` becomes a map-style source of `Example`s.
+"""`DATA_SOURCES` and `PREFERENCE_SOURCES`: how a stage's `DataConfig` becomes a map-style source.
 
-Every source raises `BadSample` for a bad item (the training dataset counts and skips it) and
-offers ``modality_lengths()`` for length-grouped sampling without loading images.
+A conversation source yields `Example`s (raising `BadSample` for a bad item, which the training
+dataset counts and skips) and offers ``modality_lengths()`` for length-grouped sampling without
+loading images. A preference source's ``get(i)`` gives ``(record, images)`` with ``prompt``,
+``chosen`` and ``rejected``. Each member is registered in its own module of `vlm.data` (or by a
+plugin, e.g. the shapes world's ``synthetic``); the factory receives the `DataConfig` and the seed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from vlm.registry import Registry
 
-DATA_SOURCES: Registry[Any] = Registry("data source")
+Factory = Callable[[Any, int], Any]
+DATA_SOURCES: Registry[Factory] = Registry("data source", package="vlm.data")
+PREFERENCE_SOURCES: Registry[Factory] = Registry("preference data source", package="vlm.data")
 
 
 def open_source(cfg: Any, seed: int = 0) -> Any:
-    """The source ``cfg.source`` names, after checking that its files exist (so a preset fails at once)."""
-    factory = DATA_SOURCES.get(cfg.source)
-    if cfg.source != "synthetic":
-        missing = [p for p in (cfg.path, cfg.image_root) if p is not None and not Path(p).exists()]
-        if cfg.path is None or missing:
-            raise FileNotFoundError(
-                f"data source {cfg.source!r} needs local files; missing: {missing or ['path (not set)']}. "
-                "Nothing is downloaded at run time: prepare the corpus as data/README.md describes "
-                "(python data/prepare_llava.py) and pass --stages.<name>.data.path / .image_root."
-            )
-    return factory(cfg, seed)
+    """The conversation source ``cfg.source`` names (a source with local files fails at once when they are missing)."""
+    return DATA_SOURCES.get(cfg.source)(cfg, seed)
 
 
-@DATA_SOURCES.register("synthetic")
-def _synthetic(cfg: Any, seed: int) -> Any:
-    from vlm.data.synthetic_dataset import SyntheticDataset
-
-    return SyntheticDataset(cfg.n_images, cfg.tasks, "train", cfg.image_size, cfg.first_image)
+def open_preferences(cfg: Any, seed: int = 0) -> Any:
+    """The preference source ``cfg.source`` names."""
+    return PREFERENCE_SOURCES.get(cfg.source)(cfg, seed)
 
 
-@DATA_SOURCES.register("llava_json")
-def _llava_json(cfg: Any, seed: int) -> Any:
-    from vlm.data.sources import LlavaJsonDataset
-
-    return LlavaJsonDataset(cfg.path, cfg.image_root or Path(cfg.path).parent)
-
-
-@DATA_SOURCES.register("hf_local")
-def _hf_local(cfg: Any, seed: int) -> Any:
-    from vlm.data.hf_local import HFLocalDataset
-
-    return HFLocalDataset(cfg.path, cfg.image_root)
-
-
-@DATA_SOURCES.register("mixture")
-def _mixture(cfg: Any, seed: int) -> Any:
-    from vlm.data.mixture import load_mixture
-
-    return load_mixture(cfg.path, seed=seed)
+def require_files(cfg: Any) -> None:
+    """Raise a `FileNotFoundError` that says what to do when ``cfg.path`` or ``cfg.image_root`` is missing."""
+    missing = [p for p in (cfg.path, cfg.image_root) if p is not None and not Path(p).exists()]
+    if cfg.path is None or missing:
+        raise FileNotFoundError(
+            f"data source {cfg.source!r} needs local files; missing: {missing or ['path (not set)']}. "
+            "Nothing is downloaded at run time: prepare the corpus as data/README.md describes "
+            "and pass --stages.<name>.data.path / .image_root (`vlm data prepare ROOT` checks a download and writes the presets' mixture files)."
+        )

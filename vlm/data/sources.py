@@ -22,6 +22,7 @@ from PIL import Image
 from vlm.data.errors import BadSample, BadSampleKind, BadSampleLog
 from vlm.data.example import Example
 from vlm.data.images import load_image
+from vlm.data.registry import DATA_SOURCES, require_files
 from vlm.templates import IMAGE_TOKEN
 
 ROLES = {"human": "user", "gpt": "assistant", "system": "system"}
@@ -243,3 +244,9 @@ def _try_json(line: bytes) -> Any:
         return json.loads(line)
     except ValueError:
         return None
+
+
+@DATA_SOURCES.register("llava_json")
+def _open_llava_json(cfg: Any, seed: int) -> LlavaJsonDataset:
+    require_files(cfg)
+    return LlavaJsonDataset(cfg.path, cfg.image_root or Path(cfg.path).parent)

@@ -24,7 +24,7 @@ from vlm.eval.likelihood import continuation_logprobs
 from vlm.eval.predictions import PredictionLog, fingerprint, model_fingerprint
 from vlm.eval.prompts import PROMPT_STYLES
 from vlm.eval.report import task_result, write_results
-from vlm.eval.task import Sample, Task, get_task
+from vlm.eval.task import ModelProbe, Sample, Task, get_task
 
 
 @dataclass
@@ -68,6 +68,10 @@ def run_task(model: Any, processor: Any, name: str, settings: EvalSettings, out:
     samples = task.read(Path(data))[: settings.limit]
     if not samples:
         raise ValueError(f"task {name!r}: no samples in {data}")
+    if isinstance(task, ModelProbe):
+        scores = task.measure(model, processor, samples, settings.batch_size)
+        return task_result(task, samples, scores) | {"settings": {"model": model_fingerprint(settings.model),
+                                                                  "task": name, "data": str(Path(data).resolve())}}
     max_new = settings.max_new_tokens or task.max_new_tokens
     likelihood = settings.mode == "likelihood" and samples[0].options is not None
     key = {

@@ -85,13 +85,23 @@ class Task(ABC):
         return None
 
 
-TASKS: Registry[type[Task]] = Registry("eval task")
+class ModelProbe(Task):
+    """A task that measures the model itself on its samples (its logits, its image tokens) instead of
+    scoring its replies; the runner calls `measure` and caches nothing."""
+
+    @abstractmethod
+    def measure(self, model: Any, processor: Any, samples: Sequence[Sample], batch_size: int) -> Scores:
+        """The probe's scores on ``samples`` (their images loaded with ``ImageRef.load``)."""
+
+    def score(self, samples: Sequence[Sample], predictions: Sequence[str]) -> Scores:
+        raise ValueError(f"{type(self).__name__} measures the model itself; it has no replies to score")
+
+
+TASKS: Registry[type[Task]] = Registry("eval task", package="vlm.eval.tasks")
 
 
 def get_task(name: str) -> Task:
-    """A task instance by exact registry key (the task modules register on import)."""
-    import vlm.eval.tasks  # noqa: F401
-
+    """A task instance by exact registry key."""
     return TASKS.get(name)()
 
 

@@ -1,6 +1,2 @@
-"""High-resolution strategies (``high_res``). Importing this package registers every member."""
-
-from vlm.highres import anyres, single, tiles  # noqa: F401
-from vlm.highres.base import HIGH_RES, HighRes, ImageSize
-
-__all__ = ["HIGH_RES", "HighRes", "ImageSize"]
+"""High-resolution strategies (``high_res``): the seam (`base.py`) and one module per strategy. Members
+register themselves; `HIGH_RES` imports this package's modules on first lookup."""

@@ -64,7 +64,7 @@ class HighRes(ABC):
         return tiles.flatten(0, 1)
 
 
-HIGH_RES: Registry[type[HighRes]] = Registry("high_res strategy")
+HIGH_RES: Registry[type[HighRes]] = Registry("high_res strategy", package="vlm.highres")
 
 
 def no_aspect(strategy: str, aspect: str) -> None:

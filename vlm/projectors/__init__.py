@@ -1,6 +1,2 @@
-"""Projectors (connectors). Importing this package registers every member."""
-
-from vlm.projectors import compress, ldp, mlp, resampler  # noqa: F401
-from vlm.projectors.base import PROJECTORS, Projector
-
-__all__ = ["PROJECTORS", "Projector"]
+"""Projectors (connectors): the seam (`base.py`) and one module per kind. Members register themselves;
+`PROJECTORS` imports this package's modules on first lookup."""

@@ -19,6 +19,7 @@ class Projector(nn.Module, ABC):
     """
 
     keeps_grid = True
+    needs_grid = False  # built on the encoder's token grid: refuses prefix tokens ("full")
 
     def __init__(self, in_dim: int, out_dim: int, bias: bool = True, grid: tuple[int, int] | None = None):
         super().__init__()
@@ -33,4 +34,4 @@ class Projector(nn.Module, ABC):
     def forward(self, features: torch.Tensor) -> torch.Tensor: ...
 
 
-PROJECTORS: Registry[type[Projector]] = Registry("projector")
+PROJECTORS: Registry[type[Projector]] = Registry("projector", package="vlm.projectors")

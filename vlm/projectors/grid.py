@@ -18,6 +18,8 @@ from vlm.projectors.base import Projector
 class GridProjector(Projector):
     """Base of the spatial projectors: grid checks and token <-> feature-map reshapes."""
 
+    needs_grid = True
+
     def __init__(self, in_dim: int, out_dim: int, bias: bool = True, grid: tuple[int, int] | None = None):
         super().__init__(in_dim, out_dim, bias, grid)
         if self.grid is None:

@@ -12,14 +12,24 @@ from __future__ import annotations
 from functools import partial
 
 import torch
-from timm.layers import LayerNorm2d
 from torch import nn
+from torch.nn import functional as F
 from torchvision.models.mobilenetv3 import InvertedResidual, InvertedResidualConfig
 from torchvision.ops.misc import SqueezeExcitation
 
 from vlm.projectors.base import PROJECTORS
 from vlm.projectors.grid import GridProjector
 from vlm.projectors.mlp import MLPProjector
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels of an NCHW map (as timm's, eps 1e-6)."""
+
+    def __init__(self, channels: int, eps: float = 1e-6):
+        super().__init__(channels, eps=eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps).permute(0, 3, 1, 2)
 
 
 @PROJECTORS.register("ldp")

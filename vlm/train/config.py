@@ -7,6 +7,7 @@ A `Recipe` is the model to assemble (`BuildSpec`), an ordered list of `StageConf
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from vlm.build import BuildSpec
 
@@ -49,42 +50,21 @@ class LoraConfig:
 
 
 @dataclass
-class PreferenceConfig:
-    """DPO (and POVID) settings; used by the ``dpo`` stage kind."""
-
-    beta: float = 0.1
-    reference: str = "copy"  # copy: frozen copy of the start model | adapter: the policy with LoRA disabled
-    sft_weight: float = 0.0  # + weight x mean token NLL of the chosen answers
-    text_weight: float = 1.0  # weight of DPO(chosen vs rejected text)
-    noise_weight: float = 0.0  # POVID: weight of DPO(chosen vs own greedy tokens under a noisy image)
-    noise_step: int = 500  # diffusion step of the image noise (sigmoid betas 1e-5..5e-3, 1000 steps)
-
-
-@dataclass
-class MaskEmbedConfig:
-    """Locality alignment (MaskEmbed) settings; used by the ``maskembed`` stage kind."""
-
-    decoder_layers: int = 2
-    decoder_heads: int = 4
-    min_keep: float = 0.0  # keep-probability of a mask is drawn uniformly from [min_keep, max_keep]
-    max_keep: float = 1.0
-
-
-@dataclass
 class StageConfig:
-    """One stage: which `STAGES` kind, what trains, on which data, with which optimisation."""
+    """One stage: which `STAGES` kind, what trains, on which data, with which optimisation. ``options``
+    are the kind's own (its ``Options`` dataclass, e.g. LoRA settings, DPO's beta); the command line
+    reaches their fields directly: ``--stages.instruct.lora.r 16``."""
 
     name: str
     kind: str = "sft"
-    # per part: frozen | full | lora | qlora | from:K (train the encoder's blocks K.. on, 1-based)
+    # per part of the kind: frozen | full | lora | qlora | from:K (train the encoder's blocks K.. on, 1-based)
     train: dict[str, str] = field(
         default_factory=lambda: {"vision": "frozen", "projector": "full", "llm": "frozen"}
     )
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    lora: LoraConfig = field(default_factory=LoraConfig)
-    dpo: PreferenceConfig = field(default_factory=PreferenceConfig)
-    maskembed: MaskEmbedConfig = field(default_factory=MaskEmbedConfig)
+    options: Any = None  # the kind's options (None: its defaults)
+    delegates: ClassVar[tuple[str, ...]] = ("options",)  # overrides reach the options' fields directly
     batch_size: int = 8  # per process
     grad_accum: int = 1
     epochs: float = 1.0
@@ -109,13 +89,17 @@ class RunConfig:
     eval_tasks: list[str] = field(default_factory=lambda: ["synthetic_vqa", "synthetic_pope"])  # `vlm eval` tasks
     eval_limit: int | None = None  # first N questions of each eval task (None: all); 0 skips the evaluation
     eval_batch_size: int = 32
-    start_from: str | None = None  # a finished model folder to start from instead of building `model`
+    start_from: str | None = None  # a model/encoder folder, named part or recipe:NAME to start from instead of building `model`
+    compare_with: str | None = None  # a stage: the model it starts from is evaluated too (before / after)
 
 
 @dataclass
 class Recipe:
+    """The model to assemble (None when the run starts from a folder: ``run.start_from``), its stages in
+    order, and the run's settings."""
+
     name: str
-    model: BuildSpec
+    model: BuildSpec | None
     stages: list[StageConfig]
     run: RunConfig = field(default_factory=RunConfig)
 

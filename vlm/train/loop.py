@@ -19,7 +19,6 @@ from tqdm.auto import tqdm
 from vlm.data.dataset import take_bad_samples
 from vlm.data.errors import BadSampleLog
 from vlm.data.sampler import ModalityLengthGroupedSampler
-from vlm.processing import VLMProcessor
 from vlm.train.checkpoint import (
     TrainerState,
     checkpoints,
@@ -32,7 +31,7 @@ from vlm.train.config import RunConfig
 from vlm.train.engine import configure_engine, save_final_model
 from vlm.train.observe import MetricsLog, log
 from vlm.train.optim import make_optimizer, make_scheduler
-from vlm.train.stages import Stage
+from vlm.train.stages.base import Stage
 from vlm.train.trainable import parameter_table
 
 
@@ -48,10 +47,10 @@ def train_stage(
         return out
     torch.manual_seed(run.seed)
     model = stage.prepare(stage.load(source))
-    processor = getattr(stage, "load_processor", VLMProcessor.from_pretrained)(source)  # encoder-only stages differ
+    processor = stage.load_processor(source)
     if run.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    log.info("stage %s (%s), starting from %s\n%s", cfg.name, cfg.kind, source, parameter_table(model, cfg.train))
+    log.info("stage %s (%s), starting from %s\n%s", cfg.name, cfg.kind, source, parameter_table(model, stage.modes(), stage.parts))
 
     dataset = stage.dataset(processor, run.seed)
     lengths, modalities = dataset.source.modality_lengths() if cfg.group_by_length else ([0] * len(dataset), [True] * len(dataset))
@@ -60,7 +59,7 @@ def train_stage(
         dataset, batch_size=cfg.batch_size, sampler=sampler, collate_fn=stage.collator(processor),
         num_workers=run.num_workers, generator=torch.Generator().manual_seed(run.seed),
     )
-    optimizer = make_optimizer(model, cfg.optim)
+    optimizer = make_optimizer(model, cfg.optim, stage.parts)
     configure_engine(accelerator, cfg)
     model, prepared_optimizer, loader = accelerator.prepare(model, optimizer, loader)
     steps_per_epoch = len(loader) // cfg.grad_accum
@@ -152,8 +151,7 @@ def _tokens(batch: dict) -> int:
 def _stage_metrics(accelerator, stage: Stage) -> dict[str, float]:
     """A stage's own metrics for the step (e.g. DPO reward margins): ``take_metrics()`` gives
     ``{name: (sum, count)}``, the same names on every process; logged as sum / count over processes."""
-    take = getattr(stage, "take_metrics", None)
-    extra = take() if take is not None else {}
+    extra = stage.take_metrics()
     if not extra:
         return {}
     names = sorted(extra)

@@ -9,11 +9,11 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from vlm.processing import VLMProcessor
 from vlm.train.checkpoint import STATE_FILE
-from vlm.train.config import DataConfig, LoraConfig, OptimConfig, StageConfig
+from vlm.train.config import StageConfig
 from vlm.train.engine import write_stage_result
-from vlm.train.stages import STAGES
+from vlm.train.overrides import from_dict
+from vlm.train.stages.base import STAGES
 
 
 def stage_of(checkpoint: Path) -> tuple[Path, StageConfig, Path]:
@@ -25,11 +25,7 @@ def stage_of(checkpoint: Path) -> tuple[Path, StageConfig, Path]:
     names = [s["name"] for s in config["stages"]]
     if name not in names:
         raise ValueError(f"{run_dir}/config.yaml has no stage {name!r} (stages: {names})")
-    raw = config["stages"][names.index(name)]
-    stage = StageConfig(
-        **{k: v for k, v in raw.items() if k not in ("data", "optim", "lora")},
-        data=DataConfig(**raw["data"]), optim=OptimConfig(**raw["optim"]), lora=LoraConfig(**raw["lora"]),
-    )
+    stage = from_dict(StageConfig, config["stages"][names.index(name)])
     i = names.index(name)
     source = run_dir / "init" if i == 0 else run_dir / "stages" / names[i - 1] / "model"
     return run_dir, stage, source
@@ -50,4 +46,4 @@ def merge_checkpoint(checkpoint: str | Path, out: str | Path) -> Path:
     _, config, source = stage_of(checkpoint)
     stage = STAGES.get(config.kind)(config)
     weights = {k.removeprefix("module."): v for k, v in trained_weights(checkpoint).items()}
-    return write_stage_result(stage, source, weights, VLMProcessor.from_pretrained(source), out)
+    return write_stage_result(stage, source, weights, stage.load_processor(source), out)

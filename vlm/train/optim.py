@@ -5,21 +5,21 @@ from __future__ import annotations
 import math
 
 import torch
+from torch import nn
 from transformers import get_scheduler
 
-from vlm.modeling import VLMForConditionalGeneration
 from vlm.train.config import OptimConfig
 from vlm.train.trainable import PARTS
 
 
-def param_groups(model: VLMForConditionalGeneration, optim: OptimConfig) -> list[dict]:
-    """One group per (part, decay): biases, norms and other 1-D parameters never decay."""
+def param_groups(model: nn.Module, optim: OptimConfig, parts: dict[str, str] = PARTS) -> list[dict]:
+    """One group per (part, decay), ``parts`` naming each part's attribute of ``model``; a part's learning
+    rate is ``optim.lr_<part>`` where set, else ``optim.lr``. Biases, norms and other 1-D parameters never decay."""
     groups = []
-    for part, attr in PARTS.items():
-        lr = getattr(optim, f"lr_{part}")
+    for part, attr in parts.items():
+        lr = getattr(optim, f"lr_{part}", None)
         lr = optim.lr if lr is None else lr
-        module = getattr(model, attr, None)  # encoder-only stages (maskembed) have no language model
-        params = [(n, p) for n, p in module.named_parameters() if p.requires_grad] if module is not None else []
+        params = [(n, p) for n, p in getattr(model, attr).named_parameters() if p.requires_grad]
         decay = [p for n, p in params if p.ndim >= 2 and "norm" not in n.lower()]
         no_decay = [p for n, p in params if not (p.ndim >= 2 and "norm" not in n.lower())]
         for tensors, wd, tag in ((decay, optim.weight_decay, "decay"), (no_decay, 0.0, "no_decay")):
@@ -30,10 +30,8 @@ def param_groups(model: VLMForConditionalGeneration, optim: OptimConfig) -> list
     return groups
 
 
-def make_optimizer(model: VLMForConditionalGeneration, optim: OptimConfig) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(
-        param_groups(model, optim), betas=tuple(optim.betas), eps=optim.eps
-    )
+def make_optimizer(model: nn.Module, optim: OptimConfig, parts: dict[str, str] = PARTS) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(param_groups(model, optim, parts), betas=tuple(optim.betas), eps=optim.eps)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, optim: OptimConfig, total_steps: int):

@@ -125,13 +125,14 @@ def _numel(p: torch.Tensor) -> int:
     return getattr(p, "ds_numel", p.numel())  # ZeRO-3 partitions leave an empty local tensor
 
 
-def parameter_table(model: VLMForConditionalGeneration, train: dict[str, str]) -> str:
+def parameter_table(model: nn.Module, modes: dict[str, str], parts: dict[str, str] = PARTS) -> str:
+    """Per part (``parts``: name -> attribute of ``model``): its mode, parameters and trainable parameters."""
     rows = [f"{'part':<12}{'mode':<10}{'parameters':>14}{'trainable':>14}"]
     total = trainable = 0
-    for part, attr in PARTS.items():
-        params = list(getattr(model, attr).parameters()) if hasattr(model, attr) else []
+    for part, attr in parts.items():
+        params = list(getattr(model, attr).parameters())
         n, t = sum(_numel(p) for p in params), sum(_numel(p) for p in params if p.requires_grad)
         total, trainable = total + n, trainable + t
-        rows.append(f"{part:<12}{train.get(part, 'frozen'):<10}{n:>14,}{t:>14,}")
+        rows.append(f"{part:<12}{modes.get(part, 'frozen'):<10}{n:>14,}{t:>14,}")
     rows.append(f"{'total':<22}{total:>14,}{trainable:>14,}  ({100 * trainable / max(total, 1):.1f} % trainable)")
     return "\n".join(rows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -17,6 +18,9 @@ class VisionEncoder(nn.Module, ABC):
     Built from ``config`` alone (random weights, e.g. before `from_pretrained` fills them), or
     with ``pretrained`` naming the checkpoint the family knows how to load.
     """
+
+    # tiny examples of this family for the parts catalogue (`vlm.parts`): label -> `BuildSpec` fields
+    examples: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, config: VLMConfig, pretrained: str | None = None):
         super().__init__()
@@ -55,4 +59,4 @@ class VisionEncoder(nn.Module, ABC):
 
 
 # Keyed by the vision sub-config's `model_type` (exact match), e.g. "clip_vision_model".
-VISION_ENCODERS: Registry[type[VisionEncoder]] = Registry("vision encoder")
+VISION_ENCODERS: Registry[type[VisionEncoder]] = Registry("vision encoder", package="vlm.vision")

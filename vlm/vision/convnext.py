@@ -49,6 +49,8 @@ class ConvNextEncoder(VisionEncoder):
     """A transformers ConvNeXt (v1 or v2) plus ConvLLaVA's optional fifth stage."""
 
     stage_class: type[nn.Module] = ConvNextStage
+    examples = {"tiny-convnext + stage 5": {"vision": "tiny-convnext", "vision_feature_layer": -1,
+                                            "vision_overrides": {"stage5_depth": 1, "stage5_hidden_size": 96}}}
 
     def __init__(self, config: VLMConfig, pretrained: str | None = None):
         super().__init__(config)
@@ -118,3 +120,4 @@ VISION_ENCODERS.register("convnext", ConvNextEncoder)
 @VISION_ENCODERS.register("convnextv2")
 class ConvNextV2Encoder(ConvNextEncoder):
     stage_class = ConvNextV2Stage
+    examples = {"tiny-convnextv2": {"vision": "tiny-convnextv2", "vision_feature_layer": -1}}

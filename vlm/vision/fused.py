@@ -55,6 +55,10 @@ def _member_view(config: VLMConfig, member: PreTrainedConfig) -> VLMConfig:
 
 @VISION_ENCODERS.register(FusedVisionConfig.model_type)
 class FusedEncoder(VisionEncoder):
+    """Several encoders on one token grid, channels concatenated (Prismatic's DINOv2 + SigLIP)."""
+
+    examples = {"tiny-dinov2+tiny-siglip": {"vision": "tiny-dinov2+tiny-siglip"}}
+
     def __init__(self, config: VLMConfig, pretrained: str | None = None):
         super().__init__(config)
         views = self._views(config)

@@ -67,20 +67,26 @@ class HFViTEncoder(VisionEncoder):
 @VISION_ENCODERS.register("clip_vision_model")
 class CLIPEncoder(HFViTEncoder):
     prefix_tokens = 1
+    examples = {"tiny-clip": {"vision": "tiny-clip"},
+                "tiny-clip (full: CLS kept)": {"vision": "tiny-clip", "vision_feature_select_strategy": "full"}}
 
 
 @VISION_ENCODERS.register("siglip_vision_model")
 class SiglipEncoder(HFViTEncoder):
     prefix_tokens = 0
+    examples = {"tiny-siglip": {"vision": "tiny-siglip"}}
 
 
 @VISION_ENCODERS.register("dinov2")
 class Dinov2Encoder(HFViTEncoder):
     prefix_tokens = 1
+    examples = {"tiny-dinov2": {"vision": "tiny-dinov2"}}
 
 
 @VISION_ENCODERS.register("dinov2_with_registers")
 class Dinov2RegistersEncoder(HFViTEncoder):
+    examples = {"tiny-dinov2-registers": {"vision": "tiny-dinov2-registers"}}
+
     @classmethod
     def num_prefix_tokens(cls, config: VLMConfig) -> int:
         return 1 + config.vision_config.num_register_tokens

@@ -24,17 +24,15 @@ and ``open_clip_timm_vision`` (``timm_model_name``: the trunk's feature map befo
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
-from open_clip import CLIPVisionCfg, get_model_config, list_models
-from open_clip.factory import load_state_dict
-from open_clip.model import _build_vision_tower, resize_pos_embed
-from open_clip.transform import PreprocessCfg, merge_preprocess_dict
 from safetensors.torch import save_file
 from torch import nn
 from transformers import AutoConfig, PreTrainedConfig
 
 from vlm.config import VLMConfig
+from vlm.extras import require
 from vlm.vision.base import VISION_ENCODERS, VisionEncoder
 from vlm.vision.layers import block_indices, concat_levels, stage_blocks
 from vlm.vision.sources import (
@@ -77,11 +75,12 @@ def open_clip_vision_config(model_cfg: dict, preprocess_cfg: dict | None = None)
     if isinstance(vision.get("layers"), (list, tuple)):
         raise ValueError("this open_clip model's image tower is a ModifiedResNet; "
                          "only its ViT and timm towers are supported")
-    side = vision.get("image_size", CLIPVisionCfg.image_size)
+    side = vision.get("image_size", require("open_clip").CLIPVisionCfg.image_size)
     rows, cols = (side, side) if isinstance(side, int) else side
     if rows != cols:
         raise ValueError(f"open_clip image size {side!r} is not square; VLM images are square")
-    preprocess = merge_preprocess_dict(PreprocessCfg(), {**(preprocess_cfg or {}), "size": rows})
+    transform = require("open_clip.transform")
+    preprocess = transform.merge_preprocess_dict(transform.PreprocessCfg(), {**(preprocess_cfg or {}), "size": rows})
     config_class = OpenCLIPTimmVisionConfig if vision.get("timm_model_name") else OpenCLIPVisionConfig
     kept = {"embed_dim": model_cfg["embed_dim"], "quick_gelu": bool(model_cfg.get("quick_gelu", False)),
             "vision_cfg": {**vision, "image_size": rows}}
@@ -92,22 +91,24 @@ def build_visual(vision_config: OpenCLIPVisionConfig) -> nn.Module:
     """open_clip's image tower for the config, random weights, at the config's ``image_size``."""
     model_cfg = vision_config.model_cfg
     vision_cfg = {**model_cfg["vision_cfg"], "image_size": vision_config.image_size}
-    return _build_vision_tower(model_cfg["embed_dim"], vision_cfg, quick_gelu=model_cfg["quick_gelu"])
+    return require("open_clip.model")._build_vision_tower(model_cfg["embed_dim"], vision_cfg, quick_gelu=model_cfg["quick_gelu"])
 
 
 def load_visual(encoder: nn.Module, checkpoint: str) -> None:
     """Load the ``visual.*`` tensors of an open_clip checkpoint into ``encoder.visual`` (strictly)."""
-    state = load_state_dict(checkpoint, weights_only=True)
+    state = require("open_clip.factory").load_state_dict(checkpoint, weights_only=True)
     visual = {k: v for k, v in state.items() if k.startswith("visual.")}
     if not visual:
         raise ValueError(f"{checkpoint} holds no open_clip image tower (no 'visual.*' tensors)")
-    resize_pos_embed(visual, encoder)  # reads encoder.visual's grid; a no-op unless a ViT's size changed
+    require("open_clip.model").resize_pos_embed(visual, encoder)  # reads encoder.visual's grid; a no-op unless a ViT's size changed
     encoder.visual.load_state_dict({k.removeprefix("visual."): v for k, v in visual.items()})
 
 
 @VISION_ENCODERS.register(OpenCLIPVisionConfig.model_type)
 class OpenCLIPViTEncoder(VisionEncoder):
     """open_clip's VisionTransformer (``self.visual``); the chosen blocks' tokens via its ``forward_intermediates``."""
+
+    examples = {"tiny-open_clip-vit": {"vision": "tiny-open_clip-vit"}}
 
     def __init__(self, config: VLMConfig, pretrained: str | None = None):
         super().__init__(config)
@@ -117,8 +118,8 @@ class OpenCLIPViTEncoder(VisionEncoder):
             load_visual(self, pretrained)
 
     @classmethod
-    def _vit(cls, config: VLMConfig) -> CLIPVisionCfg:
-        return CLIPVisionCfg(**config.vision_config.model_cfg["vision_cfg"])
+    def _vit(cls, config: VLMConfig) -> Any:
+        return require("open_clip").CLIPVisionCfg(**config.vision_config.model_cfg["vision_cfg"])
 
     @classmethod
     def _levels(cls, config: VLMConfig) -> list[int]:
@@ -163,6 +164,10 @@ class OpenCLIPViTEncoder(VisionEncoder):
 class OpenCLIPTimmEncoder(TimmEncoder):
     """open_clip's timm tower (``self.visual``); features of its trunk, as the timm encoder takes them."""
 
+    examples = {"tiny-open_clip-convnext + stage 5": {
+        "vision": "tiny-open_clip-convnext", "vision_feature_layer": -1, "image_size": 128,
+        "vision_overrides": {"stage5_depth": 1, "stage5_hidden_size": 96}}}
+
     def build_tower(self, config: VLMConfig, pretrained: str | None) -> None:
         self.visual = build_visual(config.vision_config)
         if pretrained:
@@ -196,16 +201,17 @@ def save_open_clip_folder(encoder: nn.Module, folder: Path, out: Path) -> None:
     ``visual.*`` tensors replaced, as ``open_clip_model.safetensors``, and its other files."""
     weights = first_file(folder, OPEN_CLIP_WEIGHTS, "open_clip_config.json")
     trained = {f"visual.{k}": v for k, v in encoder.visual.state_dict().items()}
-    state = with_trained(load_state_dict(str(weights), weights_only=True), trained, str(weights))
+    state = with_trained(require("open_clip.factory").load_state_dict(str(weights), weights_only=True), trained, str(weights))
     copy_other_files(folder, out)
     save_file(state, out / OPEN_CLIP_WEIGHTS[0])
 
 
 def open_clip_named(name: str, checkpoint: str | None) -> VisionSource:
-    model_cfg = get_model_config(name)
+    open_clip = require("open_clip")
+    model_cfg = open_clip.get_model_config(name)
     if model_cfg is None:
         raise ValueError(f"open_clip has no built-in model {name!r} (open_clip.list_models() lists the "
-                         f"{len(list_models())} it has)")
+                         f"{len(open_clip.list_models())} it has)")
     return _source(open_clip_vision_config(model_cfg), checkpoint)
 
 

@@ -54,6 +54,8 @@ def _area(feature_map: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 class S2Encoder(VisionEncoder):
     """The wrapped encoder sees a view of the config with S2 off and the split size as image size."""
 
+    examples = {"tiny-clip (S2 at 64, 128 px)": {"vision": "tiny-clip", "s2_scales": [64, 128]}}
+
     def __init__(self, config: VLMConfig, pretrained: str | None = None):
         super().__init__(config)
         self.num_prefix_tokens(config)  # refuses "full" before anything is built

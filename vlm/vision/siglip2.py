@@ -20,6 +20,7 @@ from vlm.vision.hf import HFViTEncoder
 @VISION_ENCODERS.register("siglip2_vision_model")
 class Siglip2Encoder(HFViTEncoder):
     prefix_tokens = 0
+    examples = {"tiny-siglip2": {"vision": "tiny-siglip2"}}
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         patch = self.config.vision_config.patch_size

@@ -85,7 +85,7 @@ class SourceKind:
     save: Callable[[nn.Module, Path, Path], None] | None = None
 
 
-SOURCE_KINDS: Registry[SourceKind] = Registry("vision source kind")
+SOURCE_KINDS: Registry[SourceKind] = Registry("vision source kind", package="vlm.vision")
 
 
 def vision_source(ref: str) -> VisionSource:

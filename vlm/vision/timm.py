@@ -23,19 +23,13 @@ import functools
 import json
 from pathlib import Path
 
-import timm
 import torch
 from safetensors.torch import save_file
-from timm.data import resolve_data_config
-from timm.layers import GlobalResponseNormMlp
-from timm.models import load_state_dict, named_apply
-from timm.models._hub import load_model_config_from_path
-from timm.models.convnext import ConvNeXt, ConvNeXtStage
-from timm.models.convnext import _init_weights as convnext_init
 from torch import nn
 from transformers import AutoConfig, PreTrainedConfig
 
 from vlm.config import VLMConfig
+from vlm.extras import require
 from vlm.vision.base import VISION_ENCODERS, VisionEncoder
 from vlm.vision.convnext import STAGE5_SEED
 from vlm.vision.layers import block_indices, concat_levels, stage_blocks
@@ -71,10 +65,10 @@ def create_timm(architecture: str, model_args: dict | None = None, weights: str 
     timm's HF layout). timm loads them (safetensors, else ``weights_only``) and drops the old head."""
     kwargs = {**(model_args or {}), "num_classes": 0}
     if not weights:
-        return timm.create_model(architecture, pretrained=False, **kwargs)
+        return require("timm").create_model(architecture, pretrained=False, **kwargs)
     if Path(weights).is_dir():
-        return timm.create_model(f"local-dir:{weights}", pretrained=True, **kwargs)
-    return timm.create_model(architecture, pretrained=True, pretrained_cfg_overlay={"file": weights}, **kwargs)
+        return require("timm").create_model(f"local-dir:{weights}", pretrained=True, **kwargs)
+    return require("timm").create_model(architecture, pretrained=True, pretrained_cfg_overlay={"file": weights}, **kwargs)
 
 
 @functools.lru_cache(maxsize=32)
@@ -106,27 +100,29 @@ def _like(norm: nn.Module) -> functools.partial:
     return functools.partial(type(norm), eps=norm.eps)
 
 
-def convnext_stage5(trunk: nn.Module, depth: int, width: int) -> ConvNeXtStage:
+def convnext_stage5(trunk: nn.Module, depth: int, width: int) -> nn.Module:
     """A fifth stage on a timm ConvNeXt: norm + 2x2 stride-2 conv to ``width``, then ``depth`` blocks made like
     the last stage's (kernel, MLP kind, norms, activation), initialised from a fixed seed with timm's ConvNeXt init."""
-    if not isinstance(trunk, ConvNeXt):
+    if not isinstance(trunk, require("timm.models.convnext").ConvNeXt):
         raise ValueError(f"a fifth stage (stage5_depth) extends a ConvNeXt; this tower is a {type(trunk).__name__}")
     last = trunk.stages[-1]
     block = last.blocks[-1]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(STAGE5_SEED)
-        stage = ConvNeXtStage(
+        stage = require("timm.models.convnext").ConvNeXtStage(
             trunk.num_features, width, kernel_size=block.conv_dw.kernel_size[0], stride=2, depth=depth,
             ls_init_value=1e-6 if block.gamma is not None else None, conv_mlp=block.use_conv_mlp,
-            conv_bias=block.conv_dw.bias is not None, use_grn=isinstance(block.mlp, GlobalResponseNormMlp),
+            conv_bias=block.conv_dw.bias is not None, use_grn=isinstance(block.mlp, require("timm.layers").GlobalResponseNormMlp),
             act_layer=type(block.mlp.act), norm_layer=_like(last.downsample[0]), norm_layer_cl=_like(block.norm),
         )
-        named_apply(convnext_init, stage)
+        require("timm.models").named_apply(require("timm.models.convnext")._init_weights, stage)
     return stage.to(next(trunk.parameters()).dtype)
 
 
 class TimmEncoder(VisionEncoder):
     """A timm model (``self.model``), its selected feature levels as tokens, plus an optional fifth stage."""
+
+    examples = {"tiny-timm-vit": {"vision": "tiny-timm-vit"}}
 
     def __init__(self, config: VLMConfig, pretrained: str | None = None):
         super().__init__(config)
@@ -216,7 +212,7 @@ VISION_ENCODERS.register(TimmVisionConfig.model_type, TimmEncoder)
 
 
 def _source(architecture: str, model_args: dict, pretrained_cfg: dict, weights: str | None) -> VisionSource:
-    data = resolve_data_config(pretrained_cfg=pretrained_cfg)
+    data = require("timm.data").resolve_data_config(pretrained_cfg=pretrained_cfg)
     config = TimmVisionConfig(
         architecture=architecture,
         model_args={k: v for k, v in model_args.items() if k != "num_classes"},
@@ -228,7 +224,7 @@ def _source(architecture: str, model_args: dict, pretrained_cfg: dict, weights: 
 def timm_folder(folder: Path) -> VisionSource:
     """A folder in timm's HF layout, read by timm's own parser."""
     first_file(folder, TIMM_WEIGHTS, "a timm config.json")
-    pretrained_cfg, architecture, model_args = load_model_config_from_path(folder)
+    pretrained_cfg, architecture, model_args = require("timm.models._hub").load_model_config_from_path(folder)
     return _source(architecture, dict(model_args or {}), pretrained_cfg, str(folder))
 
 
@@ -238,12 +234,13 @@ def save_timm_folder(encoder: nn.Module, folder: Path, out: Path) -> None:
     if getattr(encoder, "stage5", None) is not None:
         raise ValueError("a fifth stage (stage5_depth) has no place in a timm folder; save the VLM instead")
     weights = first_file(folder, TIMM_WEIGHTS, "a timm config.json")
-    state = with_trained(load_state_dict(str(weights), weights_only=True), encoder.trunk.state_dict(), str(weights))
+    state = with_trained(require("timm.models").load_state_dict(str(weights), weights_only=True), encoder.trunk.state_dict(), str(weights))
     copy_other_files(folder, out)
     save_file(state, out / TIMM_WEIGHTS[0])
 
 
 def timm_named(name: str, checkpoint: str | None) -> VisionSource:
+    timm = require("timm")
     if not timm.is_model(name):
         known = len(timm.list_models())
         raise ValueError(f"timm has no architecture {name!r} (timm.list_models() lists the {known} it has)")

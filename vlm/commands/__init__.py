@@ -1,0 +1,1 @@
+"""One module per `vlm` subcommand; each registers itself in `vlm.cli.COMMANDS`."""
