@@ -22,7 +22,7 @@ from vlm.cli import main as cli
 from vlm.export import HF_TARGETS, NotExportableError, export_hf
 from vlm.highres.base import HIGH_RES
 from vlm.parts.matrix import ENCODER_EXAMPLES, VLM_FORMAT, Combination, combinations, verdict
-from vlm.parts.table import END, REGENERATE, START, readme_block, render
+from vlm.parts.table import END, REGENERATE, START, readme_block, render, stale
 from vlm.projectors.base import PROJECTORS
 from vlm.tiny.backbone import TINY_BACKBONES, self_trained, tiny_path
 from vlm.vision.base import VISION_ENCODERS
@@ -192,18 +192,23 @@ def test_readme_parts_table_is_current():
     assert current == fresh, f"README.md's parts table is stale; regenerate it with `{REGENERATE}`:\n{diff}"
 
 
+def test_architecture_registry_table_is_current():
+    architecture = Path(__file__).resolve().parents[1] / "ARCHITECTURE.md"
+    assert stale(architecture) == [], "ARCHITECTURE.md's registry table is stale: vlm parts --write ARCHITECTURE.md"
+
+
 def test_parts_command_writes_and_checks(tmp_path, capsys):
     readme = tmp_path / "README.md"
     readme.write_text(f"# title\n\n{START}\nold table\n{END}\n\nafter\n")
     assert cli(["parts", "--check", str(readme)]) == 1
-    assert REGENERATE in capsys.readouterr().err
+    assert f"regenerate them with `vlm parts --write {readme}`" in capsys.readouterr().err
     assert cli(["parts", "--write", str(readme)]) == 0 and cli(["parts", "--check", str(readme)]) == 0
     text = readme.read_text()
     assert text.startswith("# title\n\n") and text.endswith("\n\nafter\n") and "old table" not in text
-    assert "| `pool2x2` | `Pool2x2Projector` | ⌈r/2⌉·⌈c/2⌉ |" in text
+    assert "| `pool2x2` | `Pool2x2Projector` | 144 | 196 | yes (no prefix tokens) |" in text
     readme.write_text("no markers\n")
     assert cli(["parts", "--write", str(readme)]) == 2
-    assert "needs one <!-- parts-table:start -->" in capsys.readouterr().err
+    assert "holds no generated block (none of <!-- parts-table:start -->" in capsys.readouterr().err
 
 
 def test_export_blockers_name_a_tower_without_image_size():

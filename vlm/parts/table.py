@@ -177,10 +177,13 @@ def _split(text: str, path: Path, start: str = START, end: str = END) -> tuple[s
     return head, start + current + end, tail
 
 
-def blocks(text: str) -> dict[tuple[str, str], Callable[[], str]]:
+def blocks(text: str, path: Path) -> dict[tuple[str, str], Callable[[], str]]:
     """The generated blocks ``text`` holds: (start, end) markers -> the function that renders the block."""
     known = {(START, END): render, (registry_table.START, registry_table.END): registry_table.render}
-    return {markers: fn for markers, fn in known.items() if markers[0] in text}
+    found = {markers: fn for markers, fn in known.items() if markers[0] in text}
+    if not found:
+        raise ValueError(f"{path} holds no generated block (none of {', '.join(start for start, _ in known)})")
+    return found
 
 
 def readme_block(path: str | Path) -> str:
@@ -191,14 +194,15 @@ def readme_block(path: str | Path) -> str:
 def stale(path: str | Path) -> list[str]:
     """The start markers of the generated blocks in ``path`` that differ from what the code renders now."""
     text = Path(path).read_text()
-    return [start for (start, end), fn in blocks(text).items() if _split(text, Path(path), start, end)[1] != fn()]
+    return [start for (start, end), fn in blocks(text, Path(path)).items()
+            if _split(text, Path(path), start, end)[1] != fn()]
 
 
 def write(path: str | Path) -> bool:
     """Replace every generated block ``path`` holds with the current one; True when any changed."""
     path = Path(path)
     text = original = path.read_text()
-    for (start, end), fn in blocks(text).items():
+    for (start, end), fn in blocks(text, path).items():
         head, _, tail = _split(text, path, start, end)
         text = head + fn() + tail
     path.write_text(text)
