@@ -30,14 +30,15 @@ from vlm.vision.base import VISION_ENCODERS
 SIZES = [(40, 96), (80, 48)]  # (height, width): wide and tall, so anyres and tiles pick different grids
 ALL_ENCODERS, ALL_MODES = tuple(ENCODER_EXAMPLES), tuple(HIGH_RES.keys())
 CLS_KEPT = "tiny-clip (full: CLS kept)"
-SPATIAL = ("pool2x2", "pixel_shuffle", "ldp")
+SPATIAL = tuple(k for k in PROJECTORS.keys() if PROJECTORS.get(k).needs_grid)  # built on the token grid
+QUERIES = tuple(k for k in PROJECTORS.keys() if not PROJECTORS.get(k).keeps_grid)  # learned queries, no grid place
 
 # Refused by design: (encoders, projectors, high_res modes) -> the error they must get.
 REFUSED = [
     ((CLS_KEPT,), SPATIAL, ALL_MODES, r"needs exactly 8x8=64 patch tokens, got 65 \(1 prefix tokens .* use 'default'"),
-    ((CLS_KEPT,), ("linear", "mlp2x_gelu", "mlp3x_gelu", "mlp4x_gelu"), ("anyres",),
+    ((CLS_KEPT,), tuple(k for k in PROJECTORS.keys() if k not in SPATIAL + QUERIES), ("anyres",),
      r"anyres lays tiles out on a square token grid, but a tile gives 65 tokens"),
-    (ALL_ENCODERS, tuple(k for k in PROJECTORS.keys() if k.startswith("resampler")), ("anyres",),
+    (ALL_ENCODERS, QUERIES, ("anyres",),
      r"high_res='anyres' rejoins each image's tiles on their token grid, but projector 'resampler\d*' emits learned queries"),
 ]
 LLAVA, LLAVA_NEXT = "LlavaForConditionalGeneration", "LlavaNextForConditionalGeneration"
