@@ -95,3 +95,25 @@ def test_help_lines_and_subcommands(capsys):
         main(["eval", "score", "--help"])
     score = capsys.readouterr().out
     assert "--predictions" in score and "--model" not in score and "--batch-size" not in score
+
+
+def test_build_takes_s2_vision_overrides_and_pinpoints(tmp_path, capsys):
+    s2 = tmp_path / "s2"
+    assert main(["build", "--vision", "tiny-clip", "--projector", "mlp2x_gelu", "--llm", "tiny-llama", "--out", str(s2),
+                 "--s2-scales", "64,128"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(s2), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["tokens_per_image"] == 64 and info["image_size"] == 128  # the base grid's tokens, the largest scale
+    conv = tmp_path / "convllava"
+    assert main(["build", "--vision", "tiny-convnext", "--projector", "mlp2x_gelu", "--llm", "tiny-llama",
+                 "--out", str(conv), "--vision-feature-layer", "-1", "--image-size", "256",
+                 "--vision-overrides", "stage5_depth=1", "stage5_hidden_size=96"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(conv), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["tokens_per_image"] == 16  # stride 64 at 256 px
+    anyres = tmp_path / "anyres"
+    assert main(["build", "--vision", "tiny-clip", "--projector", "mlp2x_gelu", "--llm", "tiny-llama", "--out",
+                 str(anyres), "--high-res", "anyres", "--image-grid-pinpoints", "64x128,128x64"]) == 0
+    config = json.loads((anyres / "config.json").read_text())
+    assert config["image_grid_pinpoints"] == [[64, 128], [128, 64]]
