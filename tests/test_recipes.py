@@ -32,6 +32,8 @@ def test_embedded_default_runs_end_to_end(recipe, tmp_path):
     assert list((tmp_path / "logs").rglob("events.out.tfevents.*")), "no TensorBoard events"
     for stage in SHORT[recipe]:
         assert f"stage {stage}" in log
+    phases = next(line for line in log.splitlines() if "wall time per phase:" in line)
+    assert all(f"stage {stage} " in phases for stage in SHORT[recipe]) and "evaluation" in phases and "total" in phases
     assert "final model" in proc.stderr + proc.stdout + log
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
+
+BUILT: dict[str, float] = {}  # folder name -> seconds it took to build, for the folders this process built
 
 
 def cache_root() -> Path:
@@ -20,9 +23,11 @@ def cached_folder(final: Path, write: Callable[[Path], None]) -> Path:
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    start = time.perf_counter()
     try:
         write(tmp)
         os.replace(tmp, final)
+        BUILT[final.name] = time.perf_counter() - start
     except OSError:
         if not final.is_dir():
             raise

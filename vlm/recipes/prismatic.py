@@ -1,5 +1,6 @@
-"""Prismatic VLMs (Karamcheti et al. 2024): fused DINOv2 + SigLIP, one stage (no align stage),
-projector and LLM trained together, vision frozen.
+"""Prismatic VLMs (Karamcheti et al. 2024): fused DINOv2 + SigLIP, one stage with projector and LLM.
+
+No align stage: projector and LLM train together, vision frozen.
 
     vlm train prismatic                 # embedded default: tiny DINOv2 + SigLIP, synthetic world
     vlm train prismatic --preset paper  # DINOv2-L/14 (registers) + SigLIP-so400m at 384 px, Llama-2-7B

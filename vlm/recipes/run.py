@@ -29,6 +29,7 @@ from pathlib import Path
 import yaml
 
 from vlm.build import build
+from vlm.cache import BUILT
 from vlm.eval.report import markdown
 from vlm.eval.runner import EvalSettings
 from vlm.eval.runner import evaluate as run_eval
@@ -127,7 +128,8 @@ def run_recipe(recipe: Recipe) -> Path:
             evaluate(final, recipe, run_dir, before)
     log.info("final model: %s (load with AutoModelForImageTextToText.from_pretrained)", final)
     if accelerator.is_main_process:
-        log.info("wall time per phase: %s", phases.summary())
+        built = ", ".join(f"{name} {_clock(seconds)}" for name, seconds in BUILT.items())
+        log.info("wall time per phase: %s%s", phases.summary(), f" (built into the cache: {built})" if built else "")
     return final
 
 
