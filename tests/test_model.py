@@ -162,12 +162,15 @@ def test_pad_to_square_uses_the_mean_colour(built_models):
     torch.testing.assert_close(pixels[:, 32, 32], (1 - mean) / std, atol=0.02, rtol=0)  # centre: white image
 
 
+@pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("llm", ["tiny-llama", "tiny-qwen2"])
-def test_supervised_only_head_gives_the_same_loss_and_gradients(built_models, images, llm):
-    """logits_to_keep="supervised" projects only positions with a supervised next token; loss and
-    every gradient equal the full-logits path, with and without num_items_in_batch."""
+def test_supervised_only_head_gives_the_same_loss_and_gradients(built_models, images, llm, fused):
+    """logits_to_keep="supervised" projects only positions with a supervised next token, fused with the loss
+    where the head is plain (Qwen2's is tied to its embeddings) or through the LM's own logits_to_keep;
+    loss and every gradient equal the full-logits path, with and without num_items_in_batch."""
     model, processor = load(built_models("tiny-clip", "mlp2x_gelu", llm))
     model.train()
+    model._head_blockers = [] if fused else ["post-processed logits"]
     texts = [prompt(processor, "What colour is the circle?"), prompt(processor, "Shape?", n_images=2)]
     batch = processor(images=[images[:1], images[1:3]], text=texts, padding=True, return_tensors="pt")
     labels = batch["input_ids"].clone()
@@ -184,9 +187,33 @@ def test_supervised_only_head_gives_the_same_loss_and_gradients(built_models, im
             results.append((out, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
         (full, full_grads), (kept, kept_grads) = results
         assert kept.loss.item() == pytest.approx(full.loss.item(), rel=1e-6)
-        assert kept.logits.shape[1] == int((labels[:, 1:] != -100).any(0).sum()) < full.logits.shape[1]
+        if fused:
+            assert kept.logits is None
+        else:
+            assert kept.logits.shape[1] == int((labels[:, 1:] != -100).any(0).sum()) < full.logits.shape[1]
         assert full_grads.keys() == kept_grads.keys()
         for name, grad in full_grads.items():
-            torch.testing.assert_close(kept_grads[name], grad, rtol=1e-5, atol=1e-7, msg=name)
+            torch.testing.assert_close(kept_grads[name], grad, rtol=1e-5, atol=1e-6, msg=name)
     with pytest.raises(ValueError, match="needs labels"):
         model(**batch, logits_to_keep="supervised")
+
+
+def test_fused_linear_cross_entropy_equals_the_plain_loss_chunk_by_chunk():
+    from vlm.losses import fused_linear_cross_entropy
+
+    g = torch.Generator().manual_seed(0)
+    hidden = torch.randn(37, 16, generator=g, requires_grad=True)
+    weight = torch.randn(300, 16, generator=g, requires_grad=True)
+    targets = torch.randint(0, 300, (37,), generator=g)
+    targets[[3, 20]] = -100
+    plain = torch.nn.functional.cross_entropy(hidden @ weight.t(), targets, ignore_index=-100, reduction="sum")
+    expected = torch.autograd.grad(plain * 0.5, (hidden, weight))
+    for chunk in (1, 8, 37, 64):
+        loss = fused_linear_cross_entropy(hidden, weight, targets, chunk)
+        assert loss.item() == pytest.approx(plain.item(), rel=1e-6)
+        grads = torch.autograd.grad(loss * 0.5, (hidden, weight))
+        for got, want in zip(grads, expected, strict=True):
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    frozen = weight.detach()  # a frozen head (align stage): only the hidden states get a gradient
+    (grad,) = torch.autograd.grad(fused_linear_cross_entropy(hidden, frozen, targets, 8), (hidden,))
+    torch.testing.assert_close(grad, expected[0] * 2, rtol=1e-5, atol=1e-6)

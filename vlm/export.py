@@ -16,6 +16,7 @@ from transformers import (
     LlavaProcessor,
 )
 
+from vlm.lm import head_blockers
 from vlm.modeling import VLMForConditionalGeneration
 from vlm.processing import VLMProcessor
 from vlm.registry import Registry
@@ -23,15 +24,6 @@ from vlm.vision.encoder import encoder_class
 
 LLAVA_VISION_TYPES = ("clip_vision_model", "siglip_vision_model")
 LLAVA_PROJECTORS = ("linear", "mlp2x_gelu")
-# Causal LMs whose forward does more than `lm_head(hidden)`, which Llava's head cannot reproduce.
-_LOGIT_POSTPROCESSING = (
-    "final_logit_softcapping",
-    "logit_scale",
-    "logits_scaling",
-    "output_multiplier_scale",
-)
-
-
 class NotExportableError(ValueError):
     """The model's parts have no faithful representation in the target format."""
 
@@ -64,18 +56,7 @@ def _parts_blockers(model: VLMForConditionalGeneration) -> list[str]:
             f"S2 multi-scale features (s2_scales={config.s2_scales}) have no Llava equivalent: Llava runs "
             "its vision tower once, at one resolution"
         )
-    text = config.text_config
-    for name in _LOGIT_POSTPROCESSING:
-        if getattr(text, name, None) not in (None, 1.0):
-            reasons.append(
-                f"the LLM post-processes logits ({name}={getattr(text, name)}); Llava's head does not"
-            )
-    lm = model.language_model
-    head = lm.get_output_embeddings()
-    if getattr(head, "bias", None) is not None:
-        reasons.append("the LLM's output head has a bias; Llava's lm_head has none")
-    if not hasattr(lm, lm.base_model_prefix):
-        reasons.append(f"the LLM {type(lm).__name__} has no base model under {lm.base_model_prefix!r}")
+    reasons += [f"{reason}; Llava's head is a plain lm_head" for reason in head_blockers(model.language_model)]
     return reasons
 
 

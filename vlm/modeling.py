@@ -19,6 +19,8 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from vlm.config import VLMConfig
 from vlm.layout import image_layout, token_grid
+from vlm.lm import base_model, head_blockers
+from vlm.losses import fused_linear_cross_entropy
 from vlm.projectors.base import PROJECTORS, Projector
 from vlm.vision.encoder import encoder_class
 
@@ -156,31 +158,50 @@ class VLMForConditionalGeneration(VLMPreTrainedModel, GenerationMixin):
         """Training forward that runs the LM head only where a next token is supervised.
 
         Image and prompt positions need no logits; skipping them saves the vocabulary projection
-        and the cross-entropy there (most of a LLaVA row). The LM's own ``logits_to_keep`` does the
-        selection (so any logit post-processing stays the LM's), over the positions supervised in
-        any row. The loss equals the LM's own: float32 cross-entropy summed over supervised tokens,
-        divided by ``num_items_in_batch`` (else by their count). ``logits`` holds only those columns.
+        and the cross-entropy there (most of a LLaVA row). When the LM's logits are a plain
+        ``lm_head(hidden)`` (`vlm.lm.head_blockers`), the head and the loss run fused, chunk by chunk
+        (`vlm.losses`), and no logits are kept; otherwise the LM's own ``logits_to_keep`` selects the
+        positions (so any logit post-processing stays the LM's) and ``logits`` holds those columns.
+        Either way the loss equals the LM's own: float32 cross-entropy summed over supervised tokens,
+        divided by ``num_items_in_batch`` (else by their count).
         """
         if labels is None:
             raise ValueError("logits_to_keep='supervised' needs labels")
         targets = labels[:, 1:]
-        keep = (targets != -100).any(dim=0).nonzero().squeeze(-1)
-        out = self.language_model(
-            inputs_embeds=inputs_embeds,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            logits_to_keep=keep,
-            use_cache=False,
-            **kwargs,
-        )
-        logits = out.logits.float()
-        picked = targets[:, keep]
-        loss = nn.functional.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]), picked.reshape(-1), ignore_index=-100, reduction="sum"
-        )
-        denominator = num_items_in_batch if num_items_in_batch is not None else (picked != -100).sum()
-        out.loss = loss / denominator
+        lm = self.language_model
+        head = lm.get_output_embeddings()
+        if self._fused_loss(head):
+            out = base_model(lm)(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
+                                 position_ids=position_ids, use_cache=False, **kwargs)
+            supervised = targets != -100
+            hidden = out.last_hidden_state[:, :-1][supervised]
+            loss = fused_linear_cross_entropy(hidden, head.weight, targets[supervised])
+            count = supervised.sum()
+            out = CausalLMOutputWithPast(logits=None)
+        else:
+            keep = (targets != -100).any(dim=0).nonzero().squeeze(-1)
+            out = lm(inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids,
+                     logits_to_keep=keep, use_cache=False, **kwargs)
+            logits = out.logits.float()
+            picked = targets[:, keep]
+            loss = nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), picked.reshape(-1), ignore_index=-100, reduction="sum"
+            )
+            count = (picked != -100).sum()
+        out.loss = loss / (num_items_in_batch if num_items_in_batch is not None else count)
         return out
+
+    def _fused_loss(self, head: nn.Module) -> bool:
+        """Whether the fused head + loss applies: a plain head whose weight is an ordinary local tensor
+        (ZeRO-3 and FSDP hold it partitioned outside the head's own forward)."""
+        weight = getattr(head, "weight", None)
+        plain_tensor = type(weight) in (torch.Tensor, nn.Parameter) and not hasattr(weight, "ds_id")
+        return plain_tensor and not self.fused_loss_blockers()
+
+    def fused_loss_blockers(self) -> list[str]:
+        if not hasattr(self, "_head_blockers"):
+            self._head_blockers = head_blockers(self.language_model)
+        return self._head_blockers
 
     def forward(
         self,
