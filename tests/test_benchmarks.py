@@ -31,5 +31,8 @@ def test_performance_suite_runs_every_part_and_prints_the_table():
     padding = result["padding"]
     assert padding["packed"] == 0.0 and padding["length_grouped"] <= padding["plain"]
     assert set(result["sizes"]["tiny"]["generation"]["models"]) == {"hf", "ours"}
+    assert result["sizes"]["tiny"]["generation"]["identical_tokens"] is True  # ours and HF greedy agree
+    assert training["ours"]["speedup_range"][0] <= training["ours"]["speedup_vs_hf"] <= training["ours"]["speedup_range"][1]
     text = table(result)
     assert "| tiny | 0.4M | fp32 | ours (2) |" in text and "padding fraction" in text and "data pipeline" in text
+    assert "tiny: no overhead, ours-same-work >= 1.0x HF: " in text and "tiny: identical greedy tokens: yes" in text

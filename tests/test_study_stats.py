@@ -29,3 +29,16 @@ def test_paired_differences_and_verdicts():
     assert verdict(paired([2.0], [1.0])) == "inconclusive"  # one seed: no interval
     with pytest.raises(ValueError, match="same seeds"):
         paired([1.0, 2.0], [1.0])
+
+
+def test_benchmark_ratios_are_medians_of_paired_rounds():
+    from vlm.benchmarks.measure import ratio
+
+    r = ratio([2.0, 2.2, 1.8, 2.0], [1.0, 1.0, 1.2, 2.0])  # per round 2.0, 2.2, 1.5, 1.0
+    assert (r.median, r.low, r.high, r.rounds) == (1.75, 1.0, 2.2, 4) and str(r) == "1.75x [1.00-2.20]"
+    assert r.verdict(1.5) == "met (range spans the target: undecided)" and r.verdict(0.9) == "met"
+    assert ratio([1.0], [2.0]).verdict(1.0) == "not met"
+    # rounds 0.8 and 1.25: median 1.025, above a lower-is-better target of 1.0
+    assert ratio([1.0, 1.0], [1.25, 0.8]).verdict(1.0, higher_is_better=False) == "not met (range spans the target: undecided)"
+    with pytest.raises(ValueError):
+        ratio([1.0], [])

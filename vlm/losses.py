@@ -48,9 +48,13 @@ class _FusedLinearCrossEntropy(torch.autograd.Function):
         return out_hidden, out_weight, None, None
 
 
+CHUNK_LOGITS = 2**22  # logits per chunk (16 MB in float32): 128 rows of a 32k vocabulary, 32 of a 128k one
+
+
 def fused_linear_cross_entropy(
-    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk: int = 1024
+    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk: int | None = None
 ) -> torch.Tensor:
     """Summed cross-entropy of ``hidden @ weight.T`` (float32 logits) against ``targets`` (-100: ignored),
-    ``chunk`` rows at a time; ``hidden`` (n, d), ``weight`` (vocab, d), ``targets`` (n,)."""
-    return _FusedLinearCrossEntropy.apply(hidden, weight, targets, chunk)
+    ``chunk`` rows at a time (default: `CHUNK_LOGITS` logits); ``hidden`` (n, d), ``weight`` (vocab, d),
+    ``targets`` (n,)."""
+    return _FusedLinearCrossEntropy.apply(hidden, weight, targets, chunk or max(8, CHUNK_LOGITS // weight.shape[0]))

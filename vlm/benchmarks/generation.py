@@ -9,6 +9,7 @@ import time
 
 import torch
 
+from vlm.benchmarks.measure import ratio
 from vlm.benchmarks.samples import synthetic_examples
 
 
@@ -32,11 +33,15 @@ def _batch(processor, prompts: list) -> dict:
         tokenizer.padding_side = previous
 
 
-def _timed(model, batch: dict, tokens: int, pad_id: int) -> float:
+def _generate(model, batch: dict, tokens: int, pad_id: int) -> torch.Tensor:
     settings = dict(max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False, pad_token_id=pad_id)
-    start = time.perf_counter()
     with torch.inference_mode():
-        model.generate(**batch, **settings)
+        return model.generate(**batch, **settings)
+
+
+def _timed(model, batch: dict, tokens: int, pad_id: int) -> float:
+    start = time.perf_counter()
+    _generate(model, batch, tokens, pad_id)
     return time.perf_counter() - start
 
 
@@ -62,16 +67,22 @@ def run_generation(
                 results[name]["ttft"].append(ttft)
                 results[name]["batched"].append(batched_s)
                 results[name]["single"].append(single_s)
-    out = {"batch_size": batch_size, "new_tokens": new_tokens, "models": {}}
+    same = all(torch.equal(_generate(ours, b, new_tokens, pad), _generate(hf, b, new_tokens, pad)) for b in [batched, *singles])
+    out = {"batch_size": batch_size, "new_tokens": new_tokens, "rounds": rounds, "identical_tokens": same, "models": {}}
+    hf = results["hf"]
     for name, r in results.items():
         batched_s, single_s = statistics.median(r["batched"]), statistics.median(r["single"])
+        batched, single, ttft = ratio(hf["batched"], r["batched"]), ratio(hf["single"], r["single"]), ratio(r["ttft"], hf["ttft"])
         out["models"][name] = {
             "ttft_s": statistics.median(r["ttft"]),
             "batched_tokens_per_s": batch_size * new_tokens / batched_s,
             "single_tokens_per_s": batch_size * new_tokens / single_s,
             "batched_speedup": single_s / batched_s,
+            "speedup_vs_hf": batched.median,  # tokens/s, batched
+            "speedup_range": [batched.low, batched.high],
+            "single_speedup_vs_hf": single.median,
+            "single_speedup_range": [single.low, single.high],
+            "ttft_vs_hf": ttft.median,  # ours / HF's time to first token: below 1 is faster
+            "ttft_range": [ttft.low, ttft.high],
         }
-    hf_rate = out["models"]["hf"]["batched_tokens_per_s"]
-    for v in out["models"].values():
-        v["speedup_vs_hf"] = v["batched_tokens_per_s"] / hf_rate
     return out

@@ -1,8 +1,10 @@
 """Benchmark models at three sizes, each as our model and as Hugging Face's Llava holding identical weights.
 
 ``tiny`` is the test-suite parts; ``20M`` and ``100M`` are a CLIP ViT and a Llama with a 32k vocabulary
-(as real LLMs have; the tiny tokenizer's ids are a subset), random weights, written as HF folders
-and loaded through the same `build()` path as real checkpoints, then exported with `export_llava`.
+(as real LLMs have; the tiny tokenizer's ids are a subset); ``128k`` is a small Llama with Llama-3's
+128k vocabulary trained on multi-turn dialogs (many answer tokens), where the LM head's logits dominate
+memory. Random weights, written as HF folders and loaded through the same `build()` path as real
+checkpoints, then exported with `export_llava`.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class Size:
     batch_size: int = 8
     vision: dict | None = None  # CLIPVisionConfig fields; None: tiny-clip
     llm: dict | None = None  # LlamaConfig fields; None: tiny-llama
+    vocab: int = 32000
+    tasks: tuple[str, ...] = ("caption", "instruct")  # the shapes-world tasks its training samples mix
 
 
 _VIT = dict(patch_size=16)
@@ -50,8 +54,12 @@ SIZES = {
         vision=dict(_VIT, hidden_size=384, intermediate_size=1536, num_hidden_layers=6, num_attention_heads=6),
         llm=dict(hidden_size=640, intermediate_size=1728, num_hidden_layers=10, num_attention_heads=10, num_key_value_heads=5),
     ),
+    "128k": Size(
+        "128k", image_size=112, batch_size=4, vocab=128256, tasks=("dialog",),
+        vision=dict(_VIT, hidden_size=192, intermediate_size=768, num_hidden_layers=4, num_attention_heads=3),
+        llm=dict(hidden_size=256, intermediate_size=704, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2),
+    ),
 }
-VOCAB = 32000
 
 
 def _write_parts(size: Size, root: Path) -> tuple[str, str]:
@@ -71,7 +79,7 @@ def _write_parts(size: Size, root: Path) -> tuple[str, str]:
     base = LlamaConfig.from_pretrained(tiny_llm)
     ids = {k: getattr(base, k) for k in ("bos_token_id", "eos_token_id", "pad_token_id")}
     config = LlamaConfig(
-        vocab_size=VOCAB, tie_word_embeddings=False, max_position_embeddings=4096, **size.llm, **ids
+        vocab_size=size.vocab, tie_word_embeddings=False, max_position_embeddings=4096, **size.llm, **ids
     )
     AutoModelForCausalLM.from_config(config).save_pretrained(llm_dir)
     for f in tiny_llm.iterdir():

@@ -22,14 +22,15 @@ import psutil
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from vlm.benchmarks.measure import ratio
 from vlm.benchmarks.samples import synthetic_examples
 from vlm.data.collate import Collator, PackedCollator
 from vlm.data.tokenize import encode_example
 
 
-def realistic_samples(processor, n: int, image_size: int) -> list[dict]:
-    """A LLaVA-like mix: half captions (short), half multi-turn conversations (longer)."""
-    examples = synthetic_examples(n, image_size, ("caption", "instruct"))
+def realistic_samples(processor, n: int, image_size: int, tasks: tuple[str, ...] = ("caption", "instruct")) -> list[dict]:
+    """A LLaVA-like mix (default: half captions, short; half multi-turn conversations, longer)."""
+    examples = synthetic_examples(n, image_size, tasks)
     return [encode_example(ex, processor, max_length=2048) for ex in examples]
 
 
@@ -76,8 +77,11 @@ def _flops(step: Callable[[], None]) -> int:
     return counter.get_total_flops()
 
 
-def run_training(ours, hf, processor, image_size: int, batch_size: int, precision: str, rounds: int) -> dict:
-    samples = realistic_samples(processor, batch_size, image_size)
+def run_training(ours, hf, processor, image_size: int, batch_size: int, precision: str, rounds: int,
+                 tasks: tuple[str, ...] = ("caption", "instruct")) -> dict:
+    """Every variant's step, alternating within each round after a warm-up (the FLOP-counting step);
+    speed-ups are medians of the per-round ratios to HF's step, with their range."""
+    samples = realistic_samples(processor, batch_size, image_size, tasks)
     padded = Collator(processor.tokenizer.pad_token_id)(samples)
     packed = PackedCollator(10**9)(samples)
     ours.train()
@@ -107,15 +111,18 @@ def run_training(ours, hf, processor, image_size: int, batch_size: int, precisio
     }
     for name in steps:
         t = statistics.median(times[name])
+        speedup = ratio(times["hf"], times[name])
         out["variants"][name] = {
             "step_s": t,
+            "step_s_range": [min(times[name]), max(times[name])],
+            "speedup_vs_hf": speedup.median,
+            "speedup_range": [speedup.low, speedup.high],
             "samples_per_s": batch_size / t,
             "tokens_per_s": real_tokens / t,
             "gflop_per_step": flops[name] / 1e9,
             "achieved_gflops": flops[name] / t / 1e9,
             "peak_rss_mb": memory[name] / 2**20,
         }
-    hf_time = out["variants"]["hf"]["step_s"]
     for v in out["variants"].values():
-        v["speedup_vs_hf"] = hf_time / v["step_s"]
+        v["memory_vs_hf"] = v["peak_rss_mb"] / max(out["variants"]["hf"]["peak_rss_mb"], 1e-9)
     return out
