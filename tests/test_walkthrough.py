@@ -48,3 +48,19 @@ def test_the_readme_walkthrough_runs_as_written(tmp_path):
     assert "bad samples skipped" in log and (tmp_path / "runs/mine/model/config.json").is_file()
     assert "| synthetic_vqa | accuracy |" in evaluation
     assert "LlavaForConditionalGeneration" in export and load.strip() == "LlavaForConditionalGeneration"
+
+
+def test_the_readme_load_snippet_runs_as_written(built_models, tmp_path, monkeypatch):
+    import shutil
+
+    from PIL import Image
+
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Load and generate with plain transformers")[1]
+    snippet = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    shutil.copytree(built_models(template="llama3"), tmp_path / "runs/llava_convnext/model")
+    Image.new("RGB", (64, 64), "red").save(tmp_path / "scene.png")
+    monkeypatch.chdir(tmp_path)
+    printed = []
+    exec(compile(snippet, "README.md", "exec"), {"print": printed.append})
+    assert len(printed) == 1 and isinstance(printed[0], str)
