@@ -12,10 +12,10 @@ from pathlib import Path
 
 DEFAULT_MODEL = Path("runs/llava_convnext/model")  # where `accelerate launch recipes/llava_convnext.py` writes
 NO_MODEL = """No --model given, and the embedded default's model is not at {where}.
-Train it (about 15 minutes on a laptop CPU, no downloads):
-    accelerate launch recipes/llava_convnext.py
+Train it (under 10 minutes on a 2-core CPU, no downloads):
+    vlm train llava_convnext
 then run this command again. Or chat with any vlm model folder:
-    python app/chat.py --model PATH
+    vlm chat --model PATH
 (an untrained one in seconds: vlm build --vision tiny-clip --projector mlp2x_gelu --llm tiny-llama --out runs/tiny)"""
 
 
