@@ -5,12 +5,12 @@ import json
 import subprocess
 import sys
 
+import pytest
 import yaml
 from train_helpers import env
 
 from vlm.cli import main
-from vlm.studies.base import STUDIES, Arm, Study, table
-from vlm.studies.base import _scores as scores
+from vlm.studies.base import STUDIES, Arm, Claim, Study, write_report
 
 
 def test_list_and_help(capsys):
@@ -47,13 +47,23 @@ def test_unknown_field_names_the_closest_and_exits_2_without_traceback():
 
 def test_study_arms_name_earlier_results_and_report_their_scores(tmp_path):
     study = Study("s", (Arm("a", "locality_alignment"), Arm("b", "llava15", ("--model.vision", "{a}"))),
-                  {"VQA": "synthetic_vqa/accuracy", "spatial": "synthetic_vqa/spatial/accuracy"})
-    assert study.arm_args(study.arms[1], tmp_path) == ["--model.vision", str(tmp_path / "a" / "model"),
-                                                       "--run.output_dir", str(tmp_path / "b")]
-    (tmp_path / "b").mkdir()
-    results = {"synthetic_vqa": {"metrics": {"accuracy": 0.5}, "breakdown": {"spatial": {"accuracy": 0.25}}}}
-    (tmp_path / "b" / "eval.json").write_text(json.dumps({"results": results}))
-    report = {"a": scores(tmp_path / "a", study.metrics), "b": scores(tmp_path / "b", study.metrics)}
-    assert report == {"a": {"VQA": None, "spatial": None}, "b": {"VQA": 0.5, "spatial": 0.25}}
-    assert table(study, report).splitlines()[-1] == "| b | 50.0 | 25.0 |"
+                  {"VQA": "synthetic_vqa/accuracy", "spatial": "synthetic_vqa/spatial/accuracy"},
+                  claims=(Claim("b beats a on VQA", "b", "a", "VQA"),))
+    assert study.arm_args(study.arms[1], tmp_path, seed=2) == [
+        "--model.vision", str(tmp_path / "a" / "seed-2" / "model"), "--seed", "2",
+        "--run.output_dir", str(tmp_path / "b" / "seed-2")]
+    for arm, vqa in (("a", (0.40, 0.42, 0.44)), ("b", (0.50, 0.53, 0.53))):
+        for seed, accuracy in enumerate(vqa):
+            folder = tmp_path / arm / f"seed-{seed}"
+            folder.mkdir(parents=True)
+            results = {"synthetic_vqa": {"metrics": {"accuracy": accuracy}, "breakdown": {"spatial": {"accuracy": 0.25}}}}
+            (folder / "eval.json").write_text(json.dumps({"results": results}))
+    summary = write_report(study, tmp_path, (0, 1, 2))
+    # b - a per seed: 0.10, 0.11, 0.09; mean 0.10, sd 0.01, half width 4.303 x 0.01 / sqrt(3) = 0.02484
+    difference = summary["claims"][0]["difference"]
+    assert difference.mean == pytest.approx(0.10) and difference.half_width == pytest.approx(0.02484, abs=1e-5)
+    assert summary["claims"][0]["verdict"] == "supported"
+    report = (tmp_path / "report.md").read_text()
+    assert "| b | 52.0 ± 4.3 | 25.0 ± 0.0 |" in report and "| b beats a on VQA | 10.0 ± 2.5 | **supported** |" in report
+    assert (tmp_path / "report.png").stat().st_size > 0 and json.loads((tmp_path / "report.json").read_text())["claims"]
     assert "locality" in STUDIES

@@ -5,7 +5,7 @@
 and after. Compared: the patch probe of the tokens the projector receives, spatial VQA and grounding.
 """
 
-from vlm.studies.base import STUDIES, Arm, Study
+from vlm.studies.base import STUDIES, Arm, Claim, Study
 
 VLM = ("--model.vision_feature_layer", "-1", "--run.tracker", "none",
        "--run.eval_tasks", "synthetic_vqa,synthetic_ref,synthetic_patch_probe",
@@ -23,5 +23,10 @@ STUDIES.register("locality", Study(
     metrics={"patch colour": "synthetic_patch_probe/colour", "patch shape": "synthetic_patch_probe/shape",
              "spatial VQA": "synthetic_vqa/spatial/accuracy", "VQA": "synthetic_vqa/accuracy",
              "grounding Acc@0.5": "synthetic_ref/acc@0.5"},
+    claims=(
+        Claim("MaskEmbed raises the patch probe (colour per patch)", "aligned", "unaligned", "patch colour"),
+        Claim("MaskEmbed raises spatial VQA", "aligned", "unaligned", "spatial VQA"),
+        Claim("MaskEmbed raises grounding", "aligned", "unaligned", "grounding Acc@0.5"),
+    ),
     doc=__doc__,
 ))
