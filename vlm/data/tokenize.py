@@ -52,9 +52,11 @@ def _encode(messages: list[dict[str, Any]], images: list, processor: VLMProcesso
         tokenize=True,
         return_dict=True,
         return_assistant_tokens_mask=True,
-        return_tensors="pt",
         processor_kwargs={"images": images} if images else {},
     )
+    # tensors only now: transformers walks the token offsets element by element to place the assistant mask,
+    # which over tensors took most of a multi-turn sample's encoding time
+    out.convert_to_tensors(tensor_type="pt")
     input_ids = out["input_ids"][0].long()
     assistant = out["assistant_masks"][0].bool() & (input_ids != processor.image_token_id)
     encoded = {
