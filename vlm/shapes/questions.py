@@ -21,33 +21,41 @@ def absent_pair(scene: Scene, rng: random.Random) -> tuple[str, str]:
     return rng.choice([(c, s) for c in COLOURS for s in SHAPES if (c, s) not in present])
 
 
+def absent_by_frequency(scene: Scene, rng: random.Random, k: int = 1) -> list[tuple[str, str]]:
+    """Absent objects drawn by how often objects occur, as present ones are: the name asked about then
+    does not tell the answer."""
+    present = {(o.colour, o.shape) for o in scene.objects}
+    prior = [(p, w) for p, w in zip(PAIRS, PAIR_WEIGHTS, strict=True) if p not in present]
+    return rng.choices([p for p, _ in prior], weights=[w for _, w in prior], k=k)
+
+
 def vqa_questions(scene: Scene, rng: random.Random) -> list[dict]:
     """One question per applicable type: dicts with type, question, answer."""
     qs = []
     by_shape, by_colour = _unique(scene, "shape"), _unique(scene, "colour")
     if by_shape:
         o = rng.choice(by_shape)
-        qs.append(("colour", f"What colour is the {o.shape}? Answer with one word.", o.colour))
+        qs.append(("colour", f"Answer with one word. What colour is the {o.shape}?", o.colour))
     if by_colour:
         o = rng.choice(by_colour)
-        qs.append(("shape", f"What shape is the {o.colour} object? Answer with one word.", o.shape))
-    qs.append(("count", "How many objects are there? Answer with a number.", str(len(scene.objects))))
+        qs.append(("shape", f"Answer with one word. What shape is the {o.colour} object?", o.shape))
+    qs.append(("count", "Answer with a number. How many objects are there?", str(len(scene.objects))))
     if rng.random() < 0.5:
         colour, shape = rng.choice(scene.objects).name.split()
         answer = "yes"
     else:
-        colour, shape = absent_pair(scene, rng)
+        ((colour, shape),) = absent_by_frequency(scene, rng)
         answer = "no"
-    qs.append(("existence", f"Is there {article(colour)} {shape}? Answer yes or no.", answer))
+    qs.append(("existence", f"Answer yes or no. Is there {article(colour)} {shape}?", answer))
     pairs = [(a, b) for a in scene.objects for b in scene.objects if a is not b and relation(a, b)]
     if pairs:
         a, b = rng.choice(pairs)
-        q = f"Where is the {a.name} relative to the {b.name}? Answer left, right, above or below."
+        q = f"Answer left, right, above or below. Where is the {a.name} relative to the {b.name}?"
         qs.append(("spatial", q, relation(a, b)))
     tiny = [o for o in scene.objects if o.size == "tiny"]
     if tiny:
         attr = rng.choice(("colour", "shape"))
-        qs.append(("small", f"What {attr} is the tiny object? Answer with one word.", getattr(tiny[0], attr)))
+        qs.append(("small", f"Answer with one word. What {attr} is the tiny object?", getattr(tiny[0], attr)))
     return [{"type": t, "question": q, "answer": a} for t, q, a in qs]
 
 
@@ -71,10 +79,10 @@ def pope_negative(scene: Scene, rng: random.Random, category: str) -> tuple[str,
 
 
 EXISTENCE_WORDINGS = (
-    "Is there {obj}? Answer yes or no.",
-    "Is there {obj} in the image? Answer yes or no.",
-    "Does the image contain {obj}? Answer yes or no.",
-    "Can you see {obj} in this picture? Answer yes or no.",
+    "Answer yes or no. Is there {obj}?",
+    "Answer yes or no. Is there {obj} in the image?",
+    "Answer yes or no. Does the image contain {obj}?",
+    "Answer yes or no. Can you see {obj} in this picture?",
 )
 
 
@@ -84,10 +92,7 @@ def object_probes(scene: Scene, rng: random.Random) -> list[dict]:
     hallucinations do; two drawn by how often objects occur, so an object's name alone does not tell
     the answer), in varied wordings."""
     present = [(o.colour, o.shape) for o in rng.choices(scene.objects, k=3)]
-    names = {(o.colour, o.shape) for o in scene.objects}
-    prior = [(p, w) for p, w in zip(PAIRS, PAIR_WEIGHTS, strict=True) if p not in names]
-    absent = [pope_negative(scene, rng, "adversarial")]
-    absent += rng.choices([p for p, _ in prior], weights=[w for _, w in prior], k=2)
+    absent = [pope_negative(scene, rng, "adversarial"), *absent_by_frequency(scene, rng, k=2)]
     pairs = [(p, "yes") for p in present] + [(p, "no") for p in absent]
     return [{"type": "existence", "question": rng.choice(EXISTENCE_WORDINGS).format(obj=article(f"{c} {s}")),
              "answer": answer, "object": (c, s)} for (c, s), answer in pairs]

@@ -17,7 +17,7 @@ def pope(scene: Scene, rng: random.Random, uid: str, path: str) -> list[dict]:
         yes = rng.choice(scene.objects)
         probes = [((yes.colour, yes.shape), "yes"), (pope_negative(scene, rng, category), "no")]
         for (colour, shape), answer in probes:
-            q = f"Is there {article(colour)} {shape} in the image? Answer yes or no."
+            q = f"Answer yes or no. Is there {article(colour)} {shape} in the image?"
             out.append(
                 record(
                     f"{uid}_{category}_{answer}",

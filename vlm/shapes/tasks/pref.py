@@ -47,7 +47,7 @@ def pref(scene: Scene, rng: random.Random, uid: str, path: str) -> list[dict]:
         {
             "id": f"{uid}_count",
             "image": path,
-            "prompt": "<image>\nHow many objects are there? Answer with a number.",
+            "prompt": "<image>\nAnswer with a number. How many objects are there?",
             "chosen": str(n),
             "rejected": str(wrong),
             "hallucination": {"kind": "count", "from": n, "to": wrong},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from vlm.shapes.language import record
-from vlm.shapes.questions import vqa_questions
+from vlm.shapes.questions import object_probes, vqa_questions
 from vlm.shapes.world import EMITTERS, Scene
 
 
@@ -28,9 +28,11 @@ def instruct(scene: Scene, rng: random.Random, uid: str, path: str) -> list[dict
 
 @EMITTERS.register("dialog")
 def dialog(scene: Scene, rng: random.Random, uid: str, path: str) -> list[dict]:
-    """Every question of `vqa_questions` about one image, in random order, as one conversation:
-    one image encoding then serves every answer (LLaVA's instruction data is multi-turn likewise)."""
-    qs = vqa_questions(scene, rng)
+    """Every question of `vqa_questions` about one image and two of `object_probes` (one present, one
+    absent object), in random order, as one conversation: one image encoding then serves every answer
+    (LLaVA's instruction data is multi-turn likewise)."""
+    probes = object_probes(scene, rng)  # three present objects, then three absent ones
+    qs = [*vqa_questions(scene, rng), rng.choice(probes[:3]), rng.choice(probes[3:])]
     rng.shuffle(qs)
     turns = [(q["question"], q["answer"]) for q in qs]
     return [record(uid, path, turns, type="multi", types=[q["type"] for q in qs])]
