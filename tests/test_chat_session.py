@@ -163,7 +163,7 @@ def test_no_model_says_how_to_get_one(tmp_path, capsys, monkeypatch):
     with pytest.raises(FileNotFoundError) as err:
         find_model(None, candidates=[tmp_path / "runs/llava_convnext/model"])
     assert str(err.value) == NO_MODEL.format(where=Path("runs/llava_convnext/model"))
-    assert "accelerate launch recipes/llava_convnext.py" in str(err.value)
+    assert "vlm train llava_convnext" in str(err.value)
     monkeypatch.setattr("vlm.chat.main.default_candidates", lambda: [tmp_path / "nothing"])
     assert main(["chat"]) == 2
     err_text = capsys.readouterr().err

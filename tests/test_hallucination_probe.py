@@ -66,9 +66,9 @@ def test_yes_no_auc_is_an_eval_task_per_split(tiny, tmp_path):
 
 def test_chair_counts_hallucinated_and_named_objects():
     task = get_task("synthetic_chair")
-    samples = [Sample("0", "", [], ["red circle", "blue star"]), Sample("1", "", [], ["green square"])]
-    scores = task.score(samples, ["A red circle and a yellow star.", "A green square, a green square."])
-    # mentions: {red circle, yellow star} and {green square}: 1 of 3 hallucinated, in 1 of 2 captions; 2 of 3 named
+    samples = [Sample("0", "", [], ["red circle", "blue cross"]), Sample("1", "", [], ["green square"])]
+    scores = task.score(samples, ["A red circle and a yellow cross.", "A green square, a green square."])
+    # mentions: {red circle, yellow cross} and {green square}: 1 of 3 hallucinated, in 1 of 2 captions; 2 of 3 named
     assert scores.metrics == pytest.approx({"chair_i": 1 / 3, "chair_s": 0.5, "recall": 2 / 3, "mentions": 3})
     assert task.read(task.default_data())[0].question == "Describe the image briefly."
 
