@@ -99,6 +99,22 @@ def spec_config(
     return config
 
 
+def assemble_config(spec: BuildSpec) -> VLMConfig:
+    """The config `build` assembles for ``spec``, from the parts' configs alone: no weights and no tokenizer
+    are read (so no image token is added: ``image_token_id`` is None, and the LLM's vocabulary is its own)."""
+    _, vision_config = resolve_vision(spec)
+    return spec_config(spec, vision_config, AutoConfig.from_pretrained(resolve_part(spec.llm)), image_token_id=None)
+
+
+def build_on_meta(spec: BuildSpec) -> VLMForConditionalGeneration:
+    """The model of ``spec`` on the meta device: every module and parameter shape, no memory and no weights.
+    Named shapes (``shape-…``, `vlm.published`) make the papers' models available this way offline."""
+    config = assemble_config(spec)
+    config.default_attn_implementation = None  # no attention runs on the meta device; this machine need not run it
+    with torch.device("meta"):
+        return VLMForConditionalGeneration(config).to(getattr(torch, spec.dtype))
+
+
 def build(spec: BuildSpec) -> tuple[VLMForConditionalGeneration, VLMProcessor]:
     dtype = getattr(torch, spec.dtype)
     sources, vision_config = resolve_vision(spec)
