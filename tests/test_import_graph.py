@@ -14,8 +14,8 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "vlm"
-CORE = ("registry", "cache", "extras", "config", "modeling", "processing", "layout", "templates", "hub", "build",
-        "export", "info", "lm", "losses", "vision", "projectors", "highres")
+CORE = ("registry", "cache", "extras", "attention", "config", "modeling", "processing", "layout", "templates", "hub",
+        "build", "published", "export", "info", "lm", "losses", "vision", "projectors", "highres")
 LAYERS: dict[str, tuple[str, ...]] = {  # layer -> the top-level names of vlm it holds
     "core": CORE,
     "data": ("data",),

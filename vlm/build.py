@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedConfig
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedConfig
 
+from vlm.attention import check_attn_name, require_attn_implementation
 from vlm.config import VLMConfig
 from vlm.highres.base import HIGH_RES
 from vlm.hub import resolve_part
 from vlm.layout import image_layout, tokens_per_image
-from vlm.modeling import VLMForConditionalGeneration, new_projector
+from vlm.modeling import VLMForConditionalGeneration, check_attn_support, new_projector
 from vlm.processing import AspectMode, VLMProcessor, add_image_token, image_processor_from
 from vlm.projectors.base import PROJECTORS
 from vlm.templates import CHAT_TEMPLATES, IMAGE_TOKEN
@@ -34,6 +35,10 @@ class BuildSpec:
     ``high_res`` (`vlm.highres`): ``"anyres"`` tiles like LLaVA-NeXT over ``image_grid_pinpoints``
     ((height, width) in multiples of the image size; LLaVA-NeXT's scaled when omitted), ``"tiles"``
     like NVLM-D into at most ``max_tiles`` tiles with text tile tags.
+    ``attn_implementation`` (`vlm.attention`: eager | sdpa | flash_attention_2 | flex_attention) is given to
+    the LLM and to the vision tower where its family has an attention choice (transformers towers; ConvNeXt,
+    open_clip and timm towers keep their own); None leaves transformers' default (sdpa where supported).
+    The folder keeps the choice (``default_attn_implementation``): later loads use it where it can run.
     """
 
     vision: str = "tiny-clip"
@@ -51,6 +56,7 @@ class BuildSpec:
     high_res: str = "none"
     image_grid_pinpoints: list[list[int]] | None = None
     max_tiles: int = 6
+    attn_implementation: str | None = None
 
 
 def resolve_vision(spec: BuildSpec) -> tuple[list[VisionSource], PreTrainedConfig]:
@@ -67,7 +73,9 @@ def spec_config(
     spec: BuildSpec, vision_config: PreTrainedConfig, text_config: PreTrainedConfig, image_token_id: int | None
 ) -> VLMConfig:
     """The model config of ``spec`` over resolved parts, with its tokens per image. Raises ``ValueError``
-    when the parts don't fit together (token grid, feature layers, ``high_res`` settings)."""
+    when the parts don't fit together (token grid, feature layers, ``high_res`` settings, attention)."""
+    if spec.attn_implementation is not None:
+        check_attn_name(spec.attn_implementation)
     config = VLMConfig(
         vision_config=vision_config,
         text_config=text_config,
@@ -82,10 +90,29 @@ def spec_config(
         image_token=IMAGE_TOKEN,
         image_token_id=image_token_id,
         dtype=getattr(torch, spec.dtype),
+        default_attn_implementation=spec.attn_implementation,
     )
     config.image_seq_length = tokens_per_image(config)
     image_layout(config)  # checks the high_res settings against the parts
+    if spec.attn_implementation is not None:
+        check_attn_support(config, spec.attn_implementation)
     return config
+
+
+def assemble_config(spec: BuildSpec) -> VLMConfig:
+    """The config `build` assembles for ``spec``, from the parts' configs alone: no weights and no tokenizer
+    are read (so no image token is added: ``image_token_id`` is None, and the LLM's vocabulary is its own)."""
+    _, vision_config = resolve_vision(spec)
+    return spec_config(spec, vision_config, AutoConfig.from_pretrained(resolve_part(spec.llm)), image_token_id=None)
+
+
+def build_on_meta(spec: BuildSpec) -> VLMForConditionalGeneration:
+    """The model of ``spec`` on the meta device: every module and parameter shape, no memory and no weights.
+    Named shapes (``shape-…``, `vlm.published`) make the papers' models available this way offline."""
+    config = assemble_config(spec)
+    config.default_attn_implementation = None  # no attention runs on the meta device; this machine need not run it
+    with torch.device("meta"):
+        return VLMForConditionalGeneration(config).to(getattr(torch, spec.dtype))
 
 
 def build(spec: BuildSpec) -> tuple[VLMForConditionalGeneration, VLMProcessor]:
@@ -94,6 +121,11 @@ def build(spec: BuildSpec) -> tuple[VLMForConditionalGeneration, VLMProcessor]:
     vision_weights, llm_dir = "+".join(s.weights or "" for s in sources), str(resolve_part(spec.llm))
     PROJECTORS.get(spec.projector)  # fail on an unknown key before loading anything large
     HIGH_RES.get(spec.high_res)
+    attention = {}
+    if spec.attn_implementation is not None:  # fail before loading anything large
+        require_attn_implementation(spec.attn_implementation)
+        spec_config(spec, vision_config, AutoConfig.from_pretrained(llm_dir), None)  # the parts must run it
+        attention = {"attn_implementation": spec.attn_implementation}
     torch.manual_seed(spec.seed)  # new token rows (resize_token_embeddings) and the projector are random
 
     tokenizer = AutoTokenizer.from_pretrained(llm_dir)
@@ -101,11 +133,13 @@ def build(spec: BuildSpec) -> tuple[VLMForConditionalGeneration, VLMProcessor]:
     image_token_id = add_image_token(tokenizer)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
-    lm = AutoModelForCausalLM.from_pretrained(llm_dir, dtype=dtype)
+    lm = AutoModelForCausalLM.from_pretrained(llm_dir, dtype=dtype, **attention)
     if image_token_id >= lm.get_input_embeddings().num_embeddings:
         lm.resize_token_embeddings(len(tokenizer))
 
     config = spec_config(spec, vision_config, lm.config, image_token_id)
+    if spec.attn_implementation is not None:
+        config._attn_implementation = spec.attn_implementation  # the vision tower is built with it too
     layout = image_layout(config)
 
     # Build the shell on the meta device, then put the loaded parts in: no second copy of the LLM.

@@ -7,6 +7,7 @@ from typing import Literal
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
+from vlm.attention import ATTN_IMPLEMENTATIONS
 from vlm.highres.anyres import default_pinpoints
 
 
@@ -22,6 +23,8 @@ class VLMConfig(PreTrainedConfig):
     ``high_res`` (`vlm.highres`): ``"none"`` (one image), ``"anyres"`` (LLaVA-NeXT tiling over
     ``image_grid_pinpoints``, (height, width) multiples of ``image_size``, LLaVA-NeXT's scaled by
     default) or ``"tiles"`` (NVLM-D tiling into at most ``max_tiles`` tiles, with tile tags).
+    ``default_attn_implementation`` (`vlm.attention`): the attention the model loads with when
+    ``from_pretrained`` is given none and this machine can run it (the build's choice, kept in the folder).
     """
 
     model_type = "vlm"
@@ -45,6 +48,7 @@ class VLMConfig(PreTrainedConfig):
     high_res: str = "none"
     image_grid_pinpoints: list[list[int]] | None = None
     max_tiles: int = 6
+    default_attn_implementation: str | None = None
     tie_word_embeddings: bool = False
 
     def __post_init__(self, **kwargs):
@@ -55,6 +59,11 @@ class VLMConfig(PreTrainedConfig):
             self.image_size = int(getattr(self.vision_config, "image_size", 224))
         if self.high_res == "anyres" and self.image_grid_pinpoints is None:
             self.image_grid_pinpoints = default_pinpoints(self.image_size)
+        if self.default_attn_implementation not in (None, *ATTN_IMPLEMENTATIONS):
+            raise ValueError(
+                f"default_attn_implementation must be one of {ATTN_IMPLEMENTATIONS} or None, "
+                f"got {self.default_attn_implementation!r}"
+            )
         if self.vision_feature_select_strategy not in ("default", "full"):
             raise ValueError(
                 f"vision_feature_select_strategy must be 'default' or 'full', got {self.vision_feature_select_strategy!r}"

@@ -1,7 +1,8 @@
 """Resolve a part argument (a named part, a local folder or a Hugging Face hub id) to a local folder.
 
-Named parts (``PARTS``) are registered by plugins, e.g. the tiny backbones of `vlm.tiny`, each with a
-function that returns its folder (building it on first use).
+Named parts (``PARTS``) each come with a function that returns their folder (writing it on first use):
+the config-only ``shape-…`` parts of `vlm.published` (the papers' backbones at their true shapes, no
+weights), and what plugins register, e.g. the tiny backbones of `vlm.tiny`.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ IGNORE_PATTERNS = [
     "coreml/*",
 ]
 
-PARTS: Registry[Callable[[], Path]] = Registry("named part")
+PARTS: Registry[Callable[[], Path]] = Registry("named part", package="vlm.published")
 
 
 class PartNotFoundError(FileNotFoundError):

@@ -8,6 +8,7 @@ exactly those positions before the language model runs.
 
 from __future__ import annotations
 
+import logging
 import math
 
 import torch
@@ -17,12 +18,22 @@ from transformers import initialization as init
 from transformers.cache_utils import Cache
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
+from vlm.attention import (
+    ATTN_IMPLEMENTATIONS,
+    attn_support,
+    attn_unavailable,
+    check_attn_name,
+    require_attn_implementation,
+)
 from vlm.config import VLMConfig
 from vlm.layout import image_layout, token_grid
 from vlm.lm import base_model, head_blockers
 from vlm.losses import fused_linear_cross_entropy
 from vlm.projectors.base import PROJECTORS, Projector
+from vlm.vision.base import layer_classes
 from vlm.vision.encoder import encoder_class
+
+logger = logging.getLogger(__name__)
 
 
 def new_projector(config: VLMConfig) -> Projector:
@@ -33,6 +44,52 @@ def new_projector(config: VLMConfig) -> Projector:
         bias=config.projector_bias,
         grid=token_grid(config),
     )
+
+
+def check_attn_support(config: VLMConfig, name: str) -> None:
+    """Raise ``ValueError`` unless ``name`` is a known attention implementation that the LLM and the vision
+    tower both run (a tower whose family has no attention choice, e.g. ConvNeXt, accepts any)."""
+    check_attn_name(name)
+    text = config.text_config
+    try:
+        lm_class = AutoModelForCausalLM._model_mapping[type(text)]
+    except KeyError:  # an LM transformers' mapping does not know (remote code): it checks itself when built
+        lm_class = None
+    if lm_class is not None and name not in attn_support(lm_class):
+        raise ValueError(
+            f"the LLM ({text.model_type}, {lm_class.__name__}) cannot run attn_implementation={name!r}; "
+            f"it runs {', '.join(attn_support(lm_class))}"
+        )
+    vision = encoder_class(config).attn_implementations(config)
+    if vision is not None and name not in vision:
+        raise ValueError(
+            f"the vision tower ({config.vision_config.model_type}) cannot run attn_implementation={name!r}; "
+            f"it runs {', '.join(vision)}"
+        )
+
+
+def _choose_attention(config: VLMConfig) -> None:
+    """Check an explicitly requested attention implementation against the parts and this machine; with
+    none requested, apply the config's ``default_attn_implementation`` when this machine can run it (else
+    warn and leave transformers' default, sdpa)."""
+    requested = config._attn_implementation
+    if requested is None and config.default_attn_implementation:
+        preferred = config.default_attn_implementation
+        if reason := attn_unavailable(preferred):
+            logger.warning("this model was built for attn_implementation=%r, which cannot run here (%s); "
+                           "using transformers' default (sdpa)", preferred, reason)
+            return
+        config._attn_implementation = requested = preferred  # also sets it on the sub-configs
+    if isinstance(requested, str) and requested in ATTN_IMPLEMENTATIONS:
+        check_attn_support(config, requested)
+        require_attn_implementation(requested)
+
+
+def no_split_modules(vision_tower: nn.Module, language_model: nn.Module) -> set[str]:
+    """Class names `device_map` must keep whole: the encoder's layers and the LLM's (its own declaration,
+    else its repeated layers)."""
+    declared = getattr(language_model, "_no_split_modules", None)
+    return set(vision_tower.no_split_modules()) | set(declared or layer_classes(language_model))
 
 
 class ImageTokenMismatchError(ValueError):
@@ -81,12 +138,15 @@ class VLMForConditionalGeneration(VLMPreTrainedModel, GenerationMixin):
     """Vision tower, projector and language model; `generate()` works as for any causal LM."""
 
     def __init__(self, config: VLMConfig):
+        _choose_attention(config)
         super().__init__(config)
         self.vision_tower = encoder_class(config)(config)
         self.projector = new_projector(config)
         if image_layout(config).strategy.uses_newline:  # anyres: a learned embedding ends every row of tiles
             self.image_newline = nn.Parameter(torch.empty(config.text_config.hidden_size))
         self.language_model = AutoModelForCausalLM.from_config(config.text_config)
+        # whole layers per device under device_map="auto" (post_init adds what the children declare)
+        self._no_split_modules = no_split_modules(self.vision_tower, self.language_model)
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Module:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from vlm.attention import ATTN_IMPLEMENTATIONS
 from vlm.cli import COMMANDS, Command
 
 
@@ -55,6 +56,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--high-res", default="none", help="none | anyres (LLaVA-NeXT tiles) | tiles (NVLM-D tiles with tags)")
     p.add_argument("--image-grid-pinpoints", type=_pinpoints, help="anyres canvases HxW,HxW (default: LLaVA-NeXT's scaled)")
     p.add_argument("--max-tiles", type=int, default=6, help="most tiles per image for --high-res tiles")
+    p.add_argument("--attn-implementation", choices=ATTN_IMPLEMENTATIONS,
+                   help="attention of the LLM and the vision tower, kept in the folder (default: transformers', sdpa)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--seed", type=int, default=0)
 
@@ -68,7 +71,7 @@ def run(a: argparse.Namespace) -> int:
         vision_feature_layer=a.vision_feature_layer, vision_feature_select_strategy=a.vision_feature_select_strategy,
         image_size=a.image_size, aspect=a.aspect, vision_overrides=_overrides(a.vision_overrides),
         s2_scales=a.s2_scales, high_res=a.high_res, image_grid_pinpoints=a.image_grid_pinpoints,
-        max_tiles=a.max_tiles, dtype=a.dtype, seed=a.seed,
+        max_tiles=a.max_tiles, dtype=a.dtype, seed=a.seed, attn_implementation=a.attn_implementation,
     )
     model, processor = build(spec)
     model.save_pretrained(a.out)

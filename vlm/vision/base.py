@@ -7,9 +7,23 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
+from transformers import PreTrainedModel
 
 from vlm.config import VLMConfig
 from vlm.registry import Registry
+
+_TORCH_LAYERS = ("torch.nn.", "torch.ao.")
+
+
+def layer_classes(module: nn.Module) -> set[str]:
+    """Class names of the repeated layers in ``module``: members of a ModuleList or Sequential holding two
+    or more modules of one class, torch's own building blocks (Linear, norms, activations) aside."""
+    found = set()
+    for container in module.modules():
+        if isinstance(container, (nn.ModuleList, nn.Sequential)):
+            classes = [type(child) for child in container.children()]
+            found.update(c.__name__ for c in set(classes) if classes.count(c) > 1 and not c.__module__.startswith(_TORCH_LAYERS))
+    return found
 
 
 class VisionEncoder(nn.Module, ABC):
@@ -48,6 +62,18 @@ class VisionEncoder(nn.Module, ABC):
             0 if config.vision_feature_select_strategy == "default" else cls.num_prefix_tokens(config)
         )
         return rows * cols + kept_prefix
+
+    @classmethod
+    def attn_implementations(cls, config: VLMConfig) -> tuple[str, ...] | None:
+        """The `vlm.attention` implementations this tower runs; None: the choice does not reach it (no
+        attention layers, or a library that picks its own)."""
+        return None
+
+    def no_split_modules(self) -> set[str]:
+        """Class names `device_map` must keep whole: what transformers models inside declare, and the
+        tower's repeated layers."""
+        declared = {name for m in self.modules() if isinstance(m, PreTrainedModel) for name in m._no_split_modules or ()}
+        return declared | layer_classes(self)
 
     @abstractmethod
     def blocks(self) -> list[nn.Module]:

@@ -56,10 +56,11 @@ class ConvNextEncoder(VisionEncoder):
         super().__init__(config)
         self._check_layers(config)
         vision = config.vision_config
+        # a ConvNeXt has no attention: whatever the VLM's attention choice, its transformers model is built plain
         if pretrained is None:
-            self.model = AutoModel.from_config(vision)
+            self.model = AutoModel.from_config(vision, attn_implementation="eager")
         else:
-            self.model = AutoModel.from_pretrained(pretrained, config=vision, dtype=config.dtype)
+            self.model = AutoModel.from_pretrained(pretrained, config=vision, dtype=config.dtype, attn_implementation="eager")
         depth, width = stage5_shape(vision)
         self.stage5 = None
         if depth:

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, PreTrainedConfig
 
+from vlm.attention import attn_support
 from vlm.config import VLMConfig
 from vlm.vision.base import VISION_ENCODERS, VisionEncoder
 
@@ -39,6 +40,11 @@ class HFViTEncoder(VisionEncoder):
     @classmethod
     def num_prefix_tokens(cls, config: VLMConfig) -> int:
         return cls.prefix_tokens
+
+    @classmethod
+    def attn_implementations(cls, config: VLMConfig) -> tuple[str, ...]:
+        """What the transformers class of the vision config declares (e.g. SigLIP2: eager and sdpa only)."""
+        return attn_support(AutoModel._model_mapping[type(config.vision_config)])
 
     @classmethod
     def out_channels(cls, config: VLMConfig) -> int:
