@@ -76,6 +76,7 @@ def train_stage(
     clean_partial(accelerator, ckpt_dir)
     hook = store_trainable_only(accelerator)
     state, bad, window = TrainerState(), BadSampleLog(strict=run.strict), _Window()
+    spare: list[dict] = []  # this process's last usable micro-batch
     latest = latest_usable(accelerator, ckpt_dir) if run.resume else None
     if latest is not None:
         state = load_checkpoint(accelerator, latest, model, prepared_optimizer)
@@ -95,7 +96,7 @@ def train_stage(
         batches = iter(epoch)
         while state.step < total and state.step_in_epoch < steps_per_epoch:
             group = [take_bad_samples(next(batches), bad) for _ in range(cfg.grad_accum)]
-            step = _optimizer_step(accelerator, model, prepared_optimizer, stage, group, cfg.optim.max_grad_norm)
+            step = _optimizer_step(accelerator, model, prepared_optimizer, stage, group, cfg.optim.max_grad_norm, spare)
             scheduler.step()
             state.step, state.step_in_epoch = state.step + 1, state.step_in_epoch + 1
             window.add(step)
@@ -118,7 +119,8 @@ def train_stage(
     return out
 
 
-def _optimizer_step(accelerator, model, optimizer, stage: Stage, group: list[dict], max_norm: float) -> dict:
+def _optimizer_step(accelerator, model, optimizer, stage: Stage, group: list[dict], max_norm: float,
+                    spare: list[dict]) -> dict:
     start = time.perf_counter()
     local = sum(stage.count_items(b) for b in group if b)
     total = accelerator.reduce(torch.tensor(float(local), device=accelerator.device), "sum").clamp(min=1)
@@ -127,10 +129,15 @@ def _optimizer_step(accelerator, model, optimizer, stage: Stage, group: list[dic
     for batch in group:
         with accelerator.accumulate(model):
             if batch:
+                spare[:] = [batch]
                 loss = stage.loss(model, batch, total)
                 tokens += _tokens(batch)
                 samples += (batch["input_ids"] if "input_ids" in batch else batch["pixel_values"]).shape[0]
-            else:  # every sample of this micro-batch was bad: keep collectives in step with zero gradients
+            elif spare:
+                # every sample of this micro-batch was bad: a real forward at zero weight keeps this process's
+                # collectives (FSDP and ZeRO-3 gather weights inside forward) in step with the others
+                loss = stage.loss(model, spare[0], total) * 0.0
+            else:  # nothing usable yet: zero gradients straight from the parameters
                 loss = sum(p.sum() * 0.0 for p in model.parameters() if p.requires_grad)
             accelerator.backward(loss * scale)
             if accelerator.sync_gradients and max_norm > 0:
