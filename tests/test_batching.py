@@ -221,3 +221,14 @@ def test_sampler_resumes_mid_epoch():
     assert list(resumed) == expected  # after the resumed pass, the next one starts at the beginning
     with pytest.raises(ValueError, match="samples"):
         ModalityLengthGroupedSampler(lengths[:-1], has_image[:-1], 4).load_state_dict(state)
+
+
+def test_sampler_order_depends_on_the_global_batch_only():
+    """With ``drop_incomplete`` (training): every optimizer step's samples are the same however
+    processes and accumulation split the global batch, and an epoch stops at its last whole one."""
+    lengths, has_image = corpus()
+    # (per-process batch x accumulation, processes) making a global batch of 16
+    orders = [list(ModalityLengthGroupedSampler(lengths, has_image, b, world_size=w, seed=2, drop_incomplete=True))
+              for b, w in ((16, 1), (8, 2), (4, 4))]
+    assert orders[0] == orders[1] == orders[2]
+    assert len(orders[0]) == len(lengths) // 16 * 16 == len(set(orders[0]))

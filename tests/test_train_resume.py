@@ -1,6 +1,7 @@
 """Exact resume: a run SIGKILLed mid-stage and resumed ends bit-identical to an uninterrupted run."""
 
 import json
+import resource
 import subprocess
 import sys
 
@@ -86,3 +87,40 @@ def test_lora_stage_merges_and_checkpoints_merge(tmp_path):
     subprocess.run([sys.executable, "-m", "vlm.cli", "merge", str(ckpt), "--out", str(merged)], check=True, env=env())
     model = AutoModelForImageTextToText.from_pretrained(merged)
     assert set(model.state_dict()) >= set(start)
+
+
+def _limit_file_size(limit: int):
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_corrupt_checkpoint_falls_back_and_a_full_disk_keeps_the_previous(uninterrupted, tmp_path):
+    """A checkpoint whose file no longer matches the checksum it was written with is named in the log,
+    set aside, and the previous one is used; a checkpoint write that hits a file-size limit (what a full
+    disk does) stops the run with a clear message and leaves the previous checkpoint as it was; the run
+    then still ends bit-identical."""
+    out = tmp_path / "faulty"
+    ckpts = out / "stages/instruct/checkpoints"
+    run_and_kill(command("llava15.py", out, *QUICK), ckpts / "checkpoint-6" / "trainer_state.json")
+    victim = ckpts / "checkpoint-6" / "model.safetensors"
+    data = bytearray(victim.read_bytes())
+    data[-64:] = bytes(64) if any(data[-64:]) else b"\x01" * 64  # same size, other bytes
+    victim.write_bytes(bytes(data))
+    before = {p.name: p.read_bytes() for p in (ckpts / "checkpoint-3").iterdir()}
+    # 256 KiB: the logs fit, the next checkpoint's weights (about 1 MB) do not
+    proc = subprocess.run(command("llava15.py", out, *QUICK, "--resume"), env=env(), capture_output=True, text=True,
+                          preexec_fn=_limit_file_size(256 * 1024))
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    message = proc.stderr.strip().splitlines()[-1]
+    assert message.startswith(f"error: could not write checkpoint {ckpts / 'checkpoint-6'}: the disk is full or a "
+                              "file-size limit was reached"), message
+    assert "the previous checkpoint checkpoint-3 is intact" in message
+    log = (out / "train.log").read_text()
+    assert f"{victim} is corrupted" in log and "falling back to the previous checkpoint" in log
+    assert f"resumed from {ckpts / 'checkpoint-3'}" in log
+    assert (ckpts / "checkpoint-6.unusable").is_dir() and not list(ckpts.glob(".tmp-*"))
+    assert {p.name: p.read_bytes() for p in (ckpts / "checkpoint-3").iterdir()} == before
+    run(command("llava15.py", out, *QUICK, "--resume"))
+    assert_identical(uninterrupted / "model", out / "model")

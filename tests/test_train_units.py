@@ -130,3 +130,52 @@ def test_cpu_threads_share_the_cores_among_local_processes(monkeypatch):
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "16")
     assert cpu_threads(RunConfig()) == 1
     assert cpu_threads(RunConfig(cpu_threads=3)) == 3
+
+
+def test_fsdp_units_are_the_tower_the_projector_and_each_decoder_layer(built_models):
+    from vlm.train.engine import fsdp_units
+    from vlm.train.stages.base import VLM_PARTS
+
+    for llm, layer in (("tiny-llama", "LlamaDecoderLayer"), ("tiny-qwen2", "Qwen2DecoderLayer")):
+        vlm_model = AutoModelForImageTextToText.from_pretrained(built_models("tiny-clip", "mlp2x_gelu", llm))
+        # the tower's class shares its name with transformers' CLIPEncoder inside it; the lookup finds the tower
+        assert fsdp_units(vlm_model, VLM_PARTS) == sorted(["CLIPEncoder", "MLP2xGELUProjector", layer])
+
+
+def _checkpoint(folder, step: int):
+    from dataclasses import asdict
+
+    from vlm.train.checkpoint import STATE_FILE, TrainerState, _manifest, _write_json
+
+    path = folder / f"checkpoint-{step}"
+    (path / "sharded").mkdir(parents=True)
+    (path / "model.safetensors").write_bytes(bytes(range(256)) * 8)
+    (path / "sharded" / "__0_0.distcp").write_bytes(b"x" * 100)
+    _write_json(path / STATE_FILE, asdict(TrainerState(step=step)) | {"files": _manifest(path)})
+    return path
+
+
+def test_checkpoint_files_are_verified_and_a_bad_one_is_set_aside(tmp_path):
+    from types import SimpleNamespace
+
+    from vlm.train.checkpoint import CheckpointCorruptError, latest_usable, verify
+
+    old, new = _checkpoint(tmp_path, 3), _checkpoint(tmp_path, 6)
+    verify(new)
+    with open(new / "model.safetensors", "r+b") as f:
+        f.truncate(1000)
+    with pytest.raises(CheckpointCorruptError, match=r"checkpoint-6/model.safetensors is truncated or overwritten \(1,000 bytes, 2,048 written\)"):
+        verify(new)
+    (old / "sharded" / "__0_0.distcp").write_bytes(b"y" * 100)
+    with pytest.raises(CheckpointCorruptError, match=r"checkpoint-3/sharded/__0_0.distcp is corrupted"):
+        verify(old)
+    newer = _checkpoint(tmp_path, 9)
+    (newer / "sharded" / "__0_0.distcp").unlink()
+    with pytest.raises(CheckpointCorruptError, match="__0_0.distcp is missing"):
+        verify(newer)
+    good = _checkpoint(tmp_path, 1)
+    accelerator = SimpleNamespace(is_main_process=True, num_processes=1)
+    assert latest_usable(accelerator, tmp_path) == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "checkpoint-1", "checkpoint-3.unusable", "checkpoint-6.unusable", "checkpoint-9.unusable"]
+    assert latest_usable(accelerator, tmp_path / "none") is None

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -23,6 +26,42 @@ QUICK = [
 ]
 
 
+# The engine matrix: two stages, 20 optimizer steps, a loss row after every step, no checkpoints.
+MATRIX = [
+    "--stages.align.data.n_images", "48", "--stages.align.max_steps", "6",
+    "--stages.instruct.data.n_images", "60", "--stages.instruct.max_steps", "14",
+    "--stages.instruct.optim.lr", "2e-3", "--stages.align.log_every", "1", "--stages.instruct.log_every", "1",
+    "--run.eval_limit", "0", "--run.tracker", "none",
+]
+GLOBAL_BATCH = 16
+
+
+def split_batch(engine: str, accum: int) -> list[str]:
+    """Per-process batch and accumulation that make `GLOBAL_BATCH` for ``engine`` (1 or 2 processes)."""
+    per = GLOBAL_BATCH // accum // (1 if engine == "single" else 2)
+    return [x for s in ("align", "instruct") for x in (f"--stages.{s}.batch_size", str(per),
+                                                        f"--stages.{s}.grad_accum", str(accum))]
+
+
+def metrics(out: Path, stage: str | None = None) -> list[dict]:
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    return [r for r in rows if stage is None or r["stage"] == stage]
+
+
+def loss_deviation(run: Path, reference: Path) -> float:
+    """Largest relative difference of the per-step losses of two runs (which must log the same steps)."""
+    a, b = metrics(run), metrics(reference)
+    assert [(r["stage"], r["step"]) for r in a] == [(r["stage"], r["step"]) for r in b]
+    return max(abs(x["loss"] - y["loss"]) / abs(y["loss"]) for x, y in zip(a, b, strict=True))
+
+
+def weight_deviation(a: Path, b: Path) -> float:
+    """Largest absolute difference of any weight of two model folders."""
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    return max(float((wa[k].double() - wb[k].double()).abs().max()) for k in wa)
+
+
 def env() -> dict[str, str]:
     out = dict(os.environ)
     out.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1",
@@ -30,18 +69,38 @@ def env() -> dict[str, str]:
     return out
 
 
-def command(recipe: str, out: Path, *args: str, processes: int = 0, zero: int = 0) -> list[str]:
+# How each engine is launched on this machine (2 CPU processes over gloo, except "single": plain python).
+ENGINES: dict[str, list[str]] = {
+    "single": [],
+    "ddp": ["--multi_gpu", "--num_processes", "2"],
+    "fsdp": ["--config_file", "recipes/accelerate/fsdp_cpu.yaml"],
+    "zero2": ["--use_deepspeed", "--deepspeed_config_file", "recipes/deepspeed/zero2.json", "--num_processes", "2"],
+    "zero3": ["--use_deepspeed", "--deepspeed_config_file", "recipes/deepspeed/zero3.json", "--num_processes", "2"],
+    "zero3_offload": ["--use_deepspeed", "--deepspeed_config_file", "recipes/deepspeed/zero3_offload.json",
+                      "--num_processes", "2"],
+}
+
+
+def port() -> int:
+    return 29500 + os.getpid() % 1000
+
+
+def command(recipe: str, out: Path, *args: str, processes: int = 0, zero: int = 0, engine: str = "") -> list[str]:
+    """``recipe`` run into ``out``: plain python, or `accelerate launch` with ``engine`` (a key of `ENGINES`),
+    or with ``processes`` (DeepSpeed ZeRO stage ``zero`` when given, else DDP)."""
     script = [str(ROOT / "recipes" / recipe), "--run.output_dir", str(out), *args]
-    if not processes:
+    if engine:
+        if engine == "single":
+            return [sys.executable, *script]
+        launch = ENGINES[engine]
+    elif not processes:
         return [sys.executable, *script]
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(processes),
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-              "--main_process_port", str(29500 + os.getpid() % 1000)]
-    if zero:
-        launch += ["--use_deepspeed", "--zero_stage", str(zero)]
+    elif zero:
+        launch = ["--num_processes", str(processes), "--use_deepspeed", "--zero_stage", str(zero)]
     else:
-        launch += ["--cpu", "--multi_gpu"]
-    return [*launch, *script]
+        launch = ["--num_processes", str(processes), "--multi_gpu"]
+    return [sys.executable, "-m", "accelerate.commands.launch", *launch, "--num_machines", "1", "--mixed_precision",
+            "no", "--dynamo_backend", "no", "--main_process_port", str(port()), *script]
 
 
 def run(cmd: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
@@ -50,17 +109,30 @@ def run(cmd: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
     return proc
 
 
-def run_and_kill(cmd: list[str], marker: Path, timeout: int = 600) -> None:
-    """Start ``cmd`` in its own process group and SIGKILL the whole group once ``marker`` exists."""
-    proc = subprocess.Popen(cmd, env=env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
-    deadline = time.time() + timeout
-    while not marker.exists():
-        assert proc.poll() is None, f"run ended before {marker} appeared:\n{proc.stderr.read()[-4000:]}"
-        assert time.time() < deadline, f"{marker} never appeared"
-        time.sleep(0.02)
-    os.killpg(proc.pid, 9)
-    proc.wait()
+def run_and_kill(cmd: list[str], marker: Path | Callable[[], bool], timeout: int = 600, delay: float = 0.0,
+                 poll: float = 0.005) -> None:
+    """Start ``cmd`` in its own process group and SIGKILL the whole group once ``marker`` exists (or
+    returns true; looked at every ``poll`` seconds), ``delay`` seconds later. Fails if the run ends
+    before that."""
+    seen = marker if callable(marker) else marker.exists
+    with tempfile.TemporaryFile("w+") as stderr:  # a file, not a pipe: a chatty run never blocks on it
+        proc = subprocess.Popen(cmd, env=env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr,
+                                start_new_session=True)
+
+        def tail() -> str:
+            stderr.seek(0)
+            return stderr.read()[-4000:]
+
+        deadline = time.time() + timeout
+        while not seen():
+            assert proc.poll() is None, f"run ended before {marker} appeared:\n{tail()}"
+            assert time.time() < deadline, f"{marker} never appeared"
+            time.sleep(poll)
+        if delay:
+            time.sleep(delay)
+            assert proc.poll() is None, f"run ended within {delay:.2f}s after {marker}:\n{tail()}"
+        os.killpg(proc.pid, 9)
+        proc.wait()
 
 
 def weights(model_dir: Path) -> dict[str, torch.Tensor]:

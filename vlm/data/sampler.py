@@ -5,6 +5,10 @@ indices, one optimizer step across all ranks) except in the single leftover mega
 of the epoch; within each modality, samples of similar length share a megabatch, which cuts padding.
 Unlike LLaVA, every shuffle draws from one generator seeded with ``(seed, epoch)``, so an epoch's
 order is a pure function of its inputs and can be resumed from a position.
+
+With ``drop_incomplete`` (what training uses) an epoch ends at its last whole megabatch: every
+optimizer step then sees one full global batch, and how that batch is split across processes and
+accumulation steps (``batch_size * world_size`` held fixed) changes nothing in the order.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ class ModalityLengthGroupedSampler(Sampler[int]):
     Within a modality, indices are shuffled, cut into windows of ``group_windows`` megabatches,
     each window sorted by length (longest first) and cut into megabatches; then the megabatches of
     both modalities are shuffled together. The two incomplete tail megabatches are joined and
-    yielded last.
+    yielded last; with ``drop_incomplete`` only as many of them as fill whole megabatches.
     """
 
     def __init__(
@@ -34,6 +38,7 @@ class ModalityLengthGroupedSampler(Sampler[int]):
         seed: int = 0,
         epoch: int = 0,
         group_windows: int = 8,
+        drop_incomplete: bool = False,
     ):
         if len(lengths) != len(has_image):
             raise ValueError(f"{len(lengths)} lengths but {len(has_image)} has_image flags")
@@ -43,6 +48,7 @@ class ModalityLengthGroupedSampler(Sampler[int]):
         self.has_image = [bool(b) for b in has_image]
         self.megabatch_size = batch_size * world_size
         self.group_windows = group_windows
+        self.drop_incomplete = drop_incomplete
         self.seed = seed
         self.epoch = epoch
         self.position = 0  # indices of this epoch already yielded
@@ -52,7 +58,12 @@ class ModalityLengthGroupedSampler(Sampler[int]):
         self.epoch, self.position = epoch, 0
 
     def __len__(self) -> int:
-        return len(self.lengths) - self.position
+        return self.epoch_length() - self.position
+
+    def epoch_length(self) -> int:
+        """Indices yielded per epoch."""
+        n = len(self.lengths)
+        return n - n % self.megabatch_size if self.drop_incomplete else n
 
     def __iter__(self) -> Iterator[int]:
         order = self.epoch_order()
@@ -76,7 +87,7 @@ class ModalityLengthGroupedSampler(Sampler[int]):
         shuffled = [full[i] for i in torch.randperm(len(full), generator=generator).tolist()]
         if tail:
             shuffled.append(sorted(tail, key=lambda i: -self.lengths[i]))
-        return [i for megabatch in shuffled for i in megabatch]
+        return [i for megabatch in shuffled for i in megabatch][: self.epoch_length()]
 
     def _megabatches(self, indices: list[int], generator: torch.Generator) -> list[list[int]]:
         permuted = [indices[i] for i in torch.randperm(len(indices), generator=generator).tolist()]

@@ -12,6 +12,7 @@ import sys
 
 from vlm.recipes.base import RECIPES, RecipeEntry
 from vlm.recipes.run import resolve, run_recipe
+from vlm.train.checkpoint import CheckpointWriteError
 from vlm.train.config import Recipe
 from vlm.train.overrides import OverrideError, to_yaml
 
@@ -88,7 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     if printing:
         print(to_yaml(recipe), end="")
         return 0
-    run_recipe(recipe)
+    try:
+        run_recipe(recipe)
+    except CheckpointWriteError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

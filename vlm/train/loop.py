@@ -21,8 +21,8 @@ from vlm.data.errors import BadSampleLog
 from vlm.data.sampler import ModalityLengthGroupedSampler
 from vlm.train.checkpoint import (
     TrainerState,
-    checkpoints,
     clean_partial,
+    latest_usable,
     load_checkpoint,
     save_checkpoint,
     store_trainable_only,
@@ -54,13 +54,16 @@ def train_stage(
 
     dataset = stage.dataset(processor, run.seed)
     lengths, modalities = dataset.source.modality_lengths() if cfg.group_by_length else ([0] * len(dataset), [True] * len(dataset))
-    sampler = ModalityLengthGroupedSampler(lengths, modalities, cfg.batch_size, accelerator.num_processes, run.seed)
+    # a megabatch is one optimizer step's global batch, whole: the order and each step's samples depend on
+    # the global batch alone, not on how processes and accumulation split it
+    sampler = ModalityLengthGroupedSampler(lengths, modalities, cfg.batch_size * cfg.grad_accum, accelerator.num_processes,
+                                           run.seed, drop_incomplete=True)
     loader = DataLoader(
         dataset, batch_size=cfg.batch_size, sampler=sampler, collate_fn=stage.collator(processor),
         num_workers=run.num_workers, generator=torch.Generator().manual_seed(run.seed),
     )
     optimizer = make_optimizer(model, cfg.optim, stage.parts)
-    configure_engine(accelerator, cfg)
+    configure_engine(accelerator, cfg, model, stage.parts)
     model, prepared_optimizer, loader = accelerator.prepare(model, optimizer, loader)
     steps_per_epoch = len(loader) // cfg.grad_accum
     if steps_per_epoch == 0:
@@ -73,14 +76,16 @@ def train_stage(
     clean_partial(accelerator, ckpt_dir)
     hook = store_trainable_only(accelerator)
     state, bad, window = TrainerState(), BadSampleLog(strict=run.strict), _Window()
-    if run.resume and checkpoints(ckpt_dir):
-        latest = checkpoints(ckpt_dir)[-1]
-        state = load_checkpoint(accelerator, latest)
+    spare: list[dict] = []  # this process's last usable micro-batch
+    latest = latest_usable(accelerator, ckpt_dir) if run.resume else None
+    if latest is not None:
+        state = load_checkpoint(accelerator, latest, model, prepared_optimizer)
         scheduler.load_state_dict(state.scheduler)
         bad.counts.update(state.bad_samples)
         window.rows = list(state.window)
-        metrics.truncate_after(cfg.name, state.step)
         log.info("stage %s: resumed from %s (step %d of %d)", cfg.name, latest, state.step, total)
+    if run.resume:  # what the killed run logged after the point this one continues from
+        metrics.truncate_after(cfg.name, state.step)
 
     model.train()
     bar = tqdm(total=total, initial=state.step, desc=cfg.name, disable=not accelerator.is_main_process)
@@ -91,7 +96,7 @@ def train_stage(
         batches = iter(epoch)
         while state.step < total and state.step_in_epoch < steps_per_epoch:
             group = [take_bad_samples(next(batches), bad) for _ in range(cfg.grad_accum)]
-            step = _optimizer_step(accelerator, model, prepared_optimizer, stage, group, cfg.optim.max_grad_norm)
+            step = _optimizer_step(accelerator, model, prepared_optimizer, stage, group, cfg.optim.max_grad_norm, spare)
             scheduler.step()
             state.step, state.step_in_epoch = state.step + 1, state.step_in_epoch + 1
             window.add(step)
@@ -102,7 +107,7 @@ def train_stage(
                 metrics.write(cfg.name, state.step, row)
             if cfg.save_every and state.step % cfg.save_every == 0 and state.step < total:
                 state.scheduler, state.bad_samples, state.window = scheduler.state_dict(), dict(bad.counts), window.rows
-                save_checkpoint(accelerator, ckpt_dir, state, cfg.keep_last)
+                save_checkpoint(accelerator, ckpt_dir, state, cfg.keep_last, model, prepared_optimizer)
         if state.step_in_epoch >= steps_per_epoch:
             state.epoch, state.step_in_epoch = state.epoch + 1, 0
     bar.close()
@@ -114,7 +119,8 @@ def train_stage(
     return out
 
 
-def _optimizer_step(accelerator, model, optimizer, stage: Stage, group: list[dict], max_norm: float) -> dict:
+def _optimizer_step(accelerator, model, optimizer, stage: Stage, group: list[dict], max_norm: float,
+                    spare: list[dict]) -> dict:
     start = time.perf_counter()
     local = sum(stage.count_items(b) for b in group if b)
     total = accelerator.reduce(torch.tensor(float(local), device=accelerator.device), "sum").clamp(min=1)
@@ -123,10 +129,15 @@ def _optimizer_step(accelerator, model, optimizer, stage: Stage, group: list[dic
     for batch in group:
         with accelerator.accumulate(model):
             if batch:
+                spare[:] = [batch]
                 loss = stage.loss(model, batch, total)
                 tokens += _tokens(batch)
                 samples += (batch["input_ids"] if "input_ids" in batch else batch["pixel_values"]).shape[0]
-            else:  # every sample of this micro-batch was bad: keep collectives in step with zero gradients
+            elif spare:
+                # every sample of this micro-batch was bad: a real forward at zero weight keeps this process's
+                # collectives (FSDP and ZeRO-3 gather weights inside forward) in step with the others
+                loss = stage.loss(model, spare[0], total) * 0.0
+            else:  # nothing usable yet: zero gradients straight from the parameters
                 loss = sum(p.sum() * 0.0 for p in model.parameters() if p.requires_grad)
             accelerator.backward(loss * scale)
             if accelerator.sync_gradients and max_norm > 0:

@@ -1,4 +1,4 @@
-"""`vlm merge`: turn any training checkpoint (LoRA or full, plain or DeepSpeed) into a plain
+"""`vlm merge`: turn any training checkpoint (LoRA or full; plain, DeepSpeed or FSDP) into a plain
 `from_pretrained` folder, using the run's own config to rebuild the stage's starting point."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from vlm.train.checkpoint import STATE_FILE
+from vlm.train.checkpoint import SHARDED, STATE_FILE
 from vlm.train.config import StageConfig
 from vlm.train.engine import write_stage_result
 from vlm.train.overrides import from_dict
@@ -38,7 +38,13 @@ def trained_weights(checkpoint: Path) -> dict[str, torch.Tensor]:
         from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
         return get_fp32_state_dict_from_zero_checkpoint(str(checkpoint), tag="pytorch_model")
-    raise FileNotFoundError(f"{checkpoint} holds neither model.safetensors nor a DeepSpeed pytorch_model/ folder")
+    if (checkpoint / SHARDED).is_dir():  # an FSDP checkpoint: read the whole sharded model in this process
+        from torch.distributed.checkpoint.state_dict_loader import _load_state_dict_from_keys
+
+        state = _load_state_dict_from_keys(checkpoint_id=str(checkpoint / SHARDED))["model"]
+        return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    raise FileNotFoundError(f"{checkpoint} holds none of model.safetensors, a DeepSpeed pytorch_model/ folder or an "
+                            f"FSDP {SHARDED}/ folder")
 
 
 def merge_checkpoint(checkpoint: str | Path, out: str | Path) -> Path:

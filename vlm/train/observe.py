@@ -5,11 +5,19 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 from accelerate import Accelerator
 
 log = logging.getLogger("vlm.train")
+
+
+def _parse(line: str) -> dict | None:
+    try:
+        return json.loads(line)
+    except ValueError:  # empty, or torn by a kill mid-write
+        return None
 
 
 def setup_logging(run_dir: Path, is_main: bool) -> None:
@@ -42,12 +50,14 @@ class MetricsLog:
         self.accelerator.log({f"{stage}/{k}": v for k, v in metrics.items()}, step=step)
 
     def truncate_after(self, stage: str, step: int) -> None:
-        """On resume, drop lines the killed run logged after its last checkpoint."""
+        """On resume, drop lines the killed run logged after its last checkpoint (and a line it was
+        killed writing); the file is rewritten aside and renamed into place."""
         if not self.accelerator.is_main_process or not self.path.exists():
             return
-        lines = [json.loads(x) for x in self.path.read_text().splitlines() if x.strip()]
-        kept = [x for x in lines if not (x["stage"] == stage and x["step"] > step)]
-        self.path.write_text("".join(json.dumps(x) + "\n" for x in kept))
+        kept = [x for x in map(_parse, self.path.read_text().splitlines()) if x and not (x["stage"] == stage and x["step"] > step)]
+        tmp = self.path.with_name(f".tmp-{self.path.name}")
+        tmp.write_text("".join(json.dumps(x) + "\n" for x in kept))
+        os.replace(tmp, self.path)
 
     def plot(self, out: Path) -> None:
         if not self.accelerator.is_main_process or not self.path.exists():
@@ -57,7 +67,7 @@ class MetricsLog:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        rows = [json.loads(x) for x in self.path.read_text().splitlines() if x.strip()]
+        rows = [r for r in map(_parse, self.path.read_text().splitlines()) if r]
         stages = list(dict.fromkeys(r["stage"] for r in rows))
         fig, axes = plt.subplots(1, max(len(stages), 1), figsize=(5 * max(len(stages), 1), 3.5), squeeze=False)
         for ax, stage in zip(axes[0], stages, strict=False):
