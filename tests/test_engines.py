@@ -111,18 +111,18 @@ def test_two_machines_on_one_host_train_what_one_machine_trains(engine, trained,
     """The multi-node config as two machines (ranks 0 and 1 over 127.0.0.1, one process each)."""
     out = tmp_path / "two-machines"
     script = [str(ROOT / "recipes/llava15.py"), "--run.output_dir", str(out), *MATRIX, *split_batch(engine, 1)]
+    logs, rendezvous = [tmp_path / f"machine-{rank}.log" for rank in (0, 1)], str(port())
     machines = [
         subprocess.Popen(
             [sys.executable, "-m", "accelerate.commands.launch", "--config_file", MULTI_NODE[engine],
              "--num_machines", "2", "--num_processes", "2", "--machine_rank", str(rank),
-             "--main_process_ip", "127.0.0.1", "--main_process_port", str(port()), "--mixed_precision", "no",
+             "--main_process_ip", "127.0.0.1", "--main_process_port", rendezvous, "--mixed_precision", "no",
              "--dynamo_backend", "no", *script],
-            env=env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for rank in (0, 1)
+            env=env(), cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT)  # files: a full pipe would stall
+        for rank, log in enumerate(logs)
     ]
-    logs = [m.communicate(timeout=1200)[0] for m in machines]
     for rank, (machine, log) in enumerate(zip(machines, logs, strict=True)):
-        assert machine.returncode == 0, f"machine {rank} failed:\n{log[-6000:]}"
+        assert machine.wait(timeout=1200) == 0, f"machine {rank} failed:\n{log.read_text()[-6000:]}"
     assert KIND[engine] in (out / "train.log").read_text()
     one_machine = trained(engine, 1)
     assert loss_deviation(out, one_machine) <= LOSS_RTOL

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from transformers import AutoModel, AutoModelForCausalLM, GenerationConfig, PreTrainedConfig
+from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer, GenerationConfig, PreTrainedConfig
 
 from vlm.cache import cache_root, cached_folder
 from vlm.hub import PARTS
@@ -93,15 +93,26 @@ def materialize(part: str, out: Path, tokenizer_from: Path | None = None, seed: 
     fit the vocabulary, e.g. a tiny one). For rehearsing the real-size path without the real weights."""
     entry = published()[part]
     folder = config_folder(part)
+    config, ids = entry.config(), {}
+    if tokenizer_from is not None:  # its special tokens replace the published ones
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_from)
+        ids = dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                   pad_token_id=tokenizer.pad_token_id)
+        if max(i for i in [len(tokenizer), *ids.values()] if i is not None) > config.vocab_size:
+            raise ValueError(f"the tokenizer of {tokenizer_from} ({len(tokenizer)} tokens) does not fit "
+                             f"{part}'s vocabulary of {config.vocab_size}")
+        config.update(ids)
     auto = AutoModelForCausalLM if entry.kind == "llm" else AutoModel
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = auto.from_config(entry.config(), dtype=torch.float32)
+        model = auto.from_config(config, dtype=torch.float32)
     model.save_pretrained(out)
     del model
     for path in folder.iterdir():
-        if path.name != "config.json":
+        if path.name not in ("config.json", "generation_config.json"):
             shutil.copy2(path, out / path.name)
+    if entry.kind == "llm":
+        (GenerationConfig(**ids) if ids else GenerationConfig.from_model_config(config)).save_pretrained(out)
     if tokenizer_from is not None:
         for path in Path(tokenizer_from).iterdir():
             if "token" in path.name or path.name == "chat_template.jinja":
