@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -11,6 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
 import torch
 from safetensors.torch import load_file
 
@@ -131,8 +133,19 @@ def run_and_kill(cmd: list[str], marker: Path | Callable[[], bool], timeout: int
         if delay:
             time.sleep(delay)
             assert proc.poll() is None, f"run ended within {delay:.2f}s after {marker}:\n{tail()}"
-        os.killpg(proc.pid, 9)
-        proc.wait()
+        kill_tree(proc)
+
+
+def kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL a launched run and every process under it: launchers may start their workers in sessions
+    of their own, which a kill of the launcher's process group would miss."""
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    os.killpg(proc.pid, 9)
+    for worker in workers:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            worker.kill()
+    proc.wait()
+    psutil.wait_procs(workers, timeout=30)
 
 
 def weights(model_dir: Path) -> dict[str, torch.Tensor]:
