@@ -83,7 +83,7 @@ def test_lm_loads(cache, key):
     model = AutoModelForCausalLM.from_pretrained(path)
     assert config.vocab_size == len(tokenizer) == model.get_input_embeddings().num_embeddings
     assert 1000 < len(tokenizer) < 2100
-    assert config.hidden_size == 64 and config.num_hidden_layers == 2 and config.num_attention_heads == 16 and config.num_key_value_heads == 8
+    assert config.hidden_size == 128 and config.num_hidden_layers == 2 and config.num_attention_heads == 4 and config.num_key_value_heads == 4
     assert config.tie_word_embeddings == (key == "tiny-qwen2")
     assert model.generation_config.pad_token_id == tokenizer.pad_token_id is not None
     assert tokenizer.eos_token_id in torch.tensor(model.generation_config.eos_token_id).flatten().tolist()

@@ -12,31 +12,31 @@ from vlm.build import BuildSpec
 from vlm.recipes.base import RECIPES, RecipeEntry
 from vlm.train.config import DataConfig, OptimConfig, Recipe, RunConfig, StageConfig
 
+SIZE = 256  # 4x4 tokens after the fifth stage; the smallest objects are 18 px
+DIALOG = dict(tasks=["dialog"], image_size=SIZE, max_length=256)  # every question about a scene in one conversation
 DEFAULT = Recipe(
     name="llava_convnext",
     model=BuildSpec(
         vision="tiny-convnext-shapes", projector="mlp2x_gelu", llm="tiny-llama", template="llama3",
-        image_size=256, vision_feature_layer=-1, vision_overrides={"stage5_depth": 1, "stage5_hidden_size": 192},
+        image_size=SIZE, vision_feature_layer=-1, vision_overrides={"stage5_depth": 1, "stage5_hidden_size": 192},
     ),
-    stages=[  # the LLM is random here, so aligning to it (stage 1) is kept short; the budget goes to steps
+    stages=[  # the LLM is random here, so aligning to it (stage 1) is kept short; the budget goes to stages 2-3
         StageConfig(
             name="align",
             train={"vision": "from:5", "projector": "full", "llm": "frozen"},
-            data=DataConfig(tasks=["caption"], n_images=320, image_size=256, max_length=96),
-            optim=OptimConfig(lr=1e-4), batch_size=16, group_by_length=False,
+            data=DataConfig(n_images=480, **DIALOG), optim=OptimConfig(lr=1e-3), batch_size=16, group_by_length=False,
         ),
         StageConfig(
             name="pretrain",
             train={"vision": "from:3", "projector": "full", "llm": "full"},
-            data=DataConfig(tasks=["caption", "vqa"], n_images=2100, image_size=256, max_length=96),
-            optim=OptimConfig(lr=3e-3, lr_vision=2e-5),  # at the LLM's rate the encoder forgets colour
+            data=DataConfig(n_images=4000, **DIALOG),
+            optim=OptimConfig(lr=2e-3, lr_vision=1e-4),  # at the LLM's rate the encoder forgets colour
             batch_size=16, group_by_length=False,
         ),
         StageConfig(
             name="instruct",
             train={"vision": "frozen", "projector": "full", "llm": "full"},
-            data=DataConfig(tasks=["vqa", "instruct"], n_images=5000, image_size=256, max_length=96),
-            optim=OptimConfig(lr=3e-3),
+            data=DataConfig(n_images=7200, **DIALOG), optim=OptimConfig(lr=2e-3),
             batch_size=16, group_by_length=False,
         ),
     ],

@@ -9,7 +9,7 @@ Stage 1 (povid_text): DPO, chosen = ground-truth answer, rejected = the answer w
 injected (object / attribute / count / relation / existence swaps from the synthetic ground truth;
 `vlm.data.povid.ChatLLMRewriter` for real data). Stage 2 (povid_noise): 0.5 DPO(text pair) +
 0.5 DPO(chosen vs the model's own greedy tokens under a diffusion-noised image, step 500 of 1000).
-Both read the pairs of train scenes 6000-6599, which no earlier stage trained on. The evaluation
+Both read the pairs of train scenes 8000-8599, which no earlier stage trained on. The evaluation
 probes hallucination (POPE, the yes/no AUC per POPE split, CHAIR-style captions) on the model
 povid_text starts from and on the final model, side by side.
 
@@ -26,7 +26,7 @@ from vlm.train.config import DataConfig, OptimConfig, Recipe, RunConfig, StageCo
 from vlm.train.stages.dpo import DPOOptions
 
 START = "recipe:llava_convnext"
-FRESH_SCENES = 6000  # the pairs' scenes follow every scene the instruct (5 000) and existence (6 000) stages saw
+FRESH_SCENES = 8000  # the pairs' scenes follow every scene the instruct (7 200) and existence (6 000) stages saw
 PROBES = ["synthetic_pope", "synthetic_pope_auc", "synthetic_chair"]
 TRAIN = {"vision": "frozen", "projector": "full", "llm": "full"}
 

@@ -19,7 +19,7 @@ from vlm.eval.tasks.refcoco import RefCOCO
 from vlm.eval.tasks.vqav2 import VQAv2
 from vlm.shapes.world import SyntheticWorld
 
-VERSION = 2
+VERSION = 3
 IMAGE_SIZE = 256  # the size the embedded default recipe trains at
 ANSWER_TYPES = {"existence": "yes/no", "count": "number"}
 
