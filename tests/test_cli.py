@@ -28,7 +28,7 @@ def test_build_info_export(tmp_path, capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["tokens_per_image"] == 64
     assert info["parts"]["projector"] == "linear"
-    assert info["parameters"]["projector"] == 64 * 64 + 64
+    assert info["parameters"]["projector"] == 64 * 128 + 128  # vision width 64 -> LM width 128
     assert set(info["parameters"]) == {"vision_tower", "projector", "language_model"}
     assert main(["info", str(out)]) == 0
     table = capsys.readouterr().out

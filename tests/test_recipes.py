@@ -22,7 +22,7 @@ FAST_PARTS = {"llava_convnext.py": ["--model.vision", "tiny-convnext"]}
 def test_embedded_default_runs_end_to_end(recipe, tmp_path):
     args = ["--run.eval_limit", "6", "--run.tracker", "tensorboard", *FAST_PARTS.get(recipe, [])]
     for stage in SHORT[recipe]:
-        args += [f"--stages.{stage}.data.n_images", "12", f"--stages.{stage}.max_steps", "3"]
+        args += [f"--stages.{stage}.data.n_images", "48", f"--stages.{stage}.max_steps", "3"]
     proc = run(command(recipe, tmp_path, *args))
     log = (tmp_path / "train.log").read_text()
     assert "held-out evaluation (synthetic_vqa, synthetic_pope)" in log and "| synthetic_vqa | accuracy |" in log

@@ -88,29 +88,29 @@ def train_stage(
         metrics.truncate_after(cfg.name, state.step)
 
     model.train()
-    bar = tqdm(total=total, initial=state.step, desc=cfg.name, disable=not accelerator.is_main_process)
-    while state.step < total:
-        for obj in (loader, sampler):
-            obj.set_epoch(state.epoch)
-        epoch = accelerator.skip_first_batches(loader, state.step_in_epoch * cfg.grad_accum) if state.step_in_epoch else loader
-        batches = iter(epoch)
-        while state.step < total and state.step_in_epoch < steps_per_epoch:
-            group = [take_bad_samples(next(batches), bad) for _ in range(cfg.grad_accum)]
-            step = _optimizer_step(accelerator, model, prepared_optimizer, stage, group, cfg.optim.max_grad_norm, spare)
-            scheduler.step()
-            state.step, state.step_in_epoch = state.step + 1, state.step_in_epoch + 1
-            window.add(step)
-            bar.update(1)
-            if state.step % cfg.log_every == 0 or state.step == total:
-                row = window.flush() | {"lr": scheduler.get_last_lr()[0], "bad_samples": bad.total}
-                bar.set_postfix(loss=f"{row['loss']:.4f}")
-                metrics.write(cfg.name, state.step, row)
-            if cfg.save_every and state.step % cfg.save_every == 0 and state.step < total:
-                state.scheduler, state.bad_samples, state.window = scheduler.state_dict(), dict(bad.counts), window.rows
-                save_checkpoint(accelerator, ckpt_dir, state, cfg.keep_last, model, prepared_optimizer)
-        if state.step_in_epoch >= steps_per_epoch:
-            state.epoch, state.step_in_epoch = state.epoch + 1, 0
-    bar.close()
+    # the bar closes before an error reaches the user, so the error message is the last line printed
+    with tqdm(total=total, initial=state.step, desc=cfg.name, disable=not accelerator.is_main_process) as bar:
+        while state.step < total:
+            for obj in (loader, sampler):
+                obj.set_epoch(state.epoch)
+            epoch = accelerator.skip_first_batches(loader, state.step_in_epoch * cfg.grad_accum) if state.step_in_epoch else loader
+            batches = iter(epoch)
+            while state.step < total and state.step_in_epoch < steps_per_epoch:
+                group = [take_bad_samples(next(batches), bad) for _ in range(cfg.grad_accum)]
+                step = _optimizer_step(accelerator, model, prepared_optimizer, stage, group, cfg.optim.max_grad_norm, spare)
+                scheduler.step()
+                state.step, state.step_in_epoch = state.step + 1, state.step_in_epoch + 1
+                window.add(step)
+                bar.update(1)
+                if state.step % cfg.log_every == 0 or state.step == total:
+                    row = window.flush() | {"lr": scheduler.get_last_lr()[0], "bad_samples": bad.total}
+                    bar.set_postfix(loss=f"{row['loss']:.4f}")
+                    metrics.write(cfg.name, state.step, row)
+                if cfg.save_every and state.step % cfg.save_every == 0 and state.step < total:
+                    state.scheduler, state.bad_samples, state.window = scheduler.state_dict(), dict(bad.counts), window.rows
+                    save_checkpoint(accelerator, ckpt_dir, state, cfg.keep_last, model, prepared_optimizer)
+            if state.step_in_epoch >= steps_per_epoch:
+                state.epoch, state.step_in_epoch = state.epoch + 1, 0
     hook.remove()
     if bad.total:
         log.warning("stage %s: %s", cfg.name, bad.summary())
