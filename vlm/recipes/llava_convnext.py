@@ -36,7 +36,7 @@ DEFAULT = Recipe(
         StageConfig(
             name="instruct",
             train={"vision": "frozen", "projector": "full", "llm": "full"},
-            data=DataConfig(n_images=7200, **DIALOG), optim=OptimConfig(lr=2e-3),
+            data=DataConfig(n_images=6400, **DIALOG), optim=OptimConfig(lr=2e-3),
             batch_size=16, group_by_length=False,
         ),
     ],
