@@ -218,3 +218,8 @@ def test_export_blockers_name_a_tower_without_image_size():
     del model.config.vision_config.image_size
     with pytest.raises(NotExportableError, match=r"image_size=64 differs from the vision tower's \(None\)"):
         export_hf(model, None, "never-written")
+
+
+def test_docs_parts_page_is_current():
+    page = Path(__file__).resolve().parents[1] / "docs" / "parts.md"
+    assert stale(page) == [], "docs/parts.md is stale: vlm parts --write docs/parts.md"
