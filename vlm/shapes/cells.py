@@ -2,7 +2,7 @@
 
 `cell_targets` says, for each cell of a grid laid over a rendered scene, which object covers it and
 where that object is; `CellBatches` renders scenes with their targets; `CellHeads` are linear heads
-that read those targets off per-cell features (self-training uses them as a throwaway objective, the
+that read those targets off per-cell features (self-training uses them as an auxiliary objective, the
 patch probe to measure what an encoder's tokens carry).
 """
 
