@@ -17,8 +17,9 @@ from vlm.build import BuildSpec, build_on_meta
 from vlm.hub import resolve_part
 from vlm.published.base import published, stand_in
 from vlm.recipes.base import RECIPES
+from vlm.train.activations import measure_activations
 from vlm.train.config import Recipe, RunConfig, StageConfig
-from vlm.train.plan import ENGINES, GiB, Hardware, format_plan, measure_activations, plan_recipe
+from vlm.train.plan import ENGINES, GiB, Hardware, format_plan, plan_recipe
 
 # the authors' figures (SPEC "Real-size shapes"), not the catalogue's, so the test is not circular
 PUBLISHED = {
