@@ -75,7 +75,10 @@ def save_checkpoint(accelerator: Accelerator, folder: Path, state: TrainerState,
         try:
             _write_json(tmp / STATE_FILE, asdict(state) | {"files": _manifest(tmp)})
         except OSError as err:
-            _give_up(accelerator, tmp, final, err)
+            error = err
+    if _any_process(accelerator, error is not None):  # every process stops, not the main one alone
+        _give_up(accelerator, tmp, final, error or OSError(f"the main process could not write {STATE_FILE}"))
+    if accelerator.is_main_process:
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
         _fsync_dir(folder)
