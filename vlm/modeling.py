@@ -13,7 +13,7 @@ import math
 
 import torch
 from torch import nn
-from transformers import AutoModelForCausalLM, GenerationMixin, PreTrainedModel
+from transformers import AutoModel, AutoModelForCausalLM, GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.cache_utils import Cache
 from transformers.modeling_outputs import CausalLMOutputWithPast
@@ -85,6 +85,19 @@ def _choose_attention(config: VLMConfig) -> None:
         require_attn_implementation(requested)
 
 
+def import_part_modules(config: VLMConfig) -> None:
+    """Import the LLM's and the vision tower's modeling code before any DeepSpeed ``zero.Init`` is entered.
+    A class first defined inside ``zero.Init`` has its ``__init__`` recorded by DeepSpeed at definition and
+    restored on exit, which silently drops class decorators applied after definition (transformers' hub
+    kernels wrap ``LlamaAttention.__init__`` this way; its forward then fails on a missing attribute)."""
+    encoder_class(config)
+    for auto, sub in ((AutoModelForCausalLM, config.text_config), (AutoModel, config.vision_config)):
+        try:
+            auto._model_mapping[type(sub)]
+        except KeyError:  # a part transformers' mappings do not know (ours or remote code)
+            pass
+
+
 def no_split_modules(vision_tower: nn.Module, language_model: nn.Module) -> set[str]:
     """Class names `device_map` must keep whole: the encoder's layers and the LLM's (its own declaration,
     else its repeated layers)."""
@@ -118,6 +131,18 @@ class VLMPreTrainedModel(PreTrainedModel):
     _supports_flash_attn = True
     _supports_flex_attn = True
     _supports_attention_backend = True
+
+    @classmethod
+    def get_init_context(cls, *args, **kwargs) -> list:
+        config = kwargs.get("config") or next((a for a in args if isinstance(a, VLMConfig)), None)
+        if config is not None:
+            import_part_modules(config)
+        return super().get_init_context(*args, **kwargs)
+
+    @classmethod
+    def _from_config(cls, config: VLMConfig, **kwargs) -> VLMPreTrainedModel:
+        import_part_modules(config)
+        return super()._from_config(config, **kwargs)
 
     def _init_weights(self, module: nn.Module) -> None:
         # Sub-models initialise themselves; only our own projector layers (and anyres' newline) are set here.
