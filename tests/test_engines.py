@@ -89,8 +89,7 @@ def test_lora_under_fsdp_and_merging_its_sharded_checkpoint(tmp_path):
     outs = {}
     for engine in ("single", "fsdp"):
         outs[engine] = tmp_path / engine
-        batch = ["--stages.align.batch_size", "8", "--stages.instruct.batch_size", "8"] if engine == "single" else []
-        run(command("llava15.py", outs[engine], *QUICK, *LORA, *batch, engine=engine), timeout=900)
+        run(command("llava15.py", outs[engine], *QUICK, *LORA, *split_batch(engine, 1), engine=engine), timeout=900)
     fsdp_ckpt = outs["fsdp"] / "stages/instruct/checkpoints/checkpoint-9"
     assert (fsdp_ckpt / "sharded" / ".metadata").is_file() and not (fsdp_ckpt / "model.safetensors").exists()
     assert weight_deviation(outs["fsdp"] / "model", outs["single"] / "model") <= WEIGHT_ATOL
