@@ -195,7 +195,8 @@ def run(model: str | Path, clients: int = 8, rounds: int = 5, turns: int = 5, ma
         "ttft_s": percentiles([x for r in results for x in r.ttft]),
         "answer_s": percentiles([x for r in results for x in r.total]),
         "rss_mib": {"start": mib[0], f"after_{warmup}": settled, "end": mib[-1], "max": max(mib),
-                    "growth_after_warmup": mib[-1] - settled, "samples": len(mib)},
+                    "growth_after_warmup": mib[-1] - settled, "samples": len(mib),
+                    "series": [round(x, 2) for x in mib]},
         "problems": [p for r in results for p in r.problems],
         "limits": limits,
     }
