@@ -29,14 +29,14 @@ DEFAULT = Recipe(
         StageConfig(
             name="pretrain",
             train={"vision": "from:3", "projector": "full", "llm": "full"},
-            data=DataConfig(n_images=4000, **DIALOG),
+            data=DataConfig(n_images=3200, **DIALOG),
             optim=OptimConfig(lr=2e-3, lr_vision=1e-4),  # at the LLM's rate the encoder forgets colour
             batch_size=16, group_by_length=False,
         ),
         StageConfig(
             name="instruct",
             train={"vision": "frozen", "projector": "full", "llm": "full"},
-            data=DataConfig(n_images=6400, **DIALOG), optim=OptimConfig(lr=2e-3),
+            data=DataConfig(n_images=5600, **DIALOG), optim=OptimConfig(lr=2e-3),
             batch_size=16, group_by_length=False,
         ),
     ],

@@ -18,7 +18,7 @@ from vlm.hub import PARTS
 from vlm.registry import Registry
 
 # Bump whenever a factory's output changes, so stale cached folders are not reused.
-FACTORY_VERSION = 6
+FACTORY_VERSION = 7
 SEED = 0
 
 Factory = Callable[[Path], None]

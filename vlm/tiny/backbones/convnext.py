@@ -50,4 +50,4 @@ def tiny_convnext_shapes(out: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         start = Path(tmp) / "tiny-convnext-shapes"  # the name the progress bar shows
         _save_convnext(start, ConvNextConfig(**SHAPES_CONVNEXT))
-        pretrain_patch_labels(start, out, PretrainConfig(steps=500, batch_size=8, lr=5e-3))
+        pretrain_patch_labels(start, out, PretrainConfig(steps=1000, batch_size=8, lr=5e-3))
