@@ -1,10 +1,12 @@
 """DeepSpeed for real: 2 CPU processes over gloo, launched with `accelerate launch`."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
-from train_helpers import QUICK, assert_identical, command, run, run_and_kill
+from train_helpers import QUICK, ROOT, assert_identical, command, env, port, run, run_and_kill
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 import vlm  # noqa: F401
@@ -50,3 +52,31 @@ def test_zero2_sigkill_then_resume_is_bit_identical(tmp_path):
     assert "resumed from" in (killed / "train.log").read_text()
     assert_identical(straight / "model", killed / "model")
     assert _losses(straight, "instruct") == _losses(killed, "instruct")
+
+
+ZERO_INIT_THEN_PLAIN = """
+import gc, os, sys
+import torch
+os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=sys.argv[2], RANK="0", WORLD_SIZE="1", LOCAL_RANK="0")
+torch.distributed.init_process_group("gloo")
+from transformers.integrations import HfDeepSpeedConfig
+from vlm.modeling import VLMForConditionalGeneration
+assert "transformers.models.llama.modeling_llama" not in sys.modules
+ds = HfDeepSpeedConfig({"train_micro_batch_size_per_gpu": 1, "zero_optimization": {"stage": 3}})
+VLMForConditionalGeneration.from_pretrained(sys.argv[1])  # built inside zero.Init, the LLM's code imported first here
+del ds
+gc.collect()
+model = VLMForConditionalGeneration.from_pretrained(sys.argv[1])
+with torch.no_grad():
+    model(input_ids=torch.tensor([[1, 2, 3]]))
+torch.distributed.destroy_process_group()
+"""
+
+
+def test_a_model_built_after_a_zero3_load_still_runs(built_models):
+    """Loading under ZeRO-3 first imports the LLM's modeling code inside zero.Init, which restores each
+    class's ``__init__`` as it was at definition on exit; the LLM's code is imported before, so class
+    decorators applied after definition (transformers' hub-kernel attention) survive for later models."""
+    proc = subprocess.run([sys.executable, "-c", ZERO_INIT_THEN_PLAIN, str(built_models()), str(port())],
+                          env=env(), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]

@@ -92,10 +92,8 @@ def import_part_modules(config: VLMConfig) -> None:
     kernels wrap ``LlamaAttention.__init__`` this way; its forward then fails on a missing attribute)."""
     encoder_class(config)
     for auto, sub in ((AutoModelForCausalLM, config.text_config), (AutoModel, config.vision_config)):
-        try:
+        if type(sub) in auto._model_mapping:  # else ours or remote code, imported already or with the model
             auto._model_mapping[type(sub)]
-        except KeyError:  # a part transformers' mappings do not know (ours or remote code)
-            pass
 
 
 def no_split_modules(vision_tower: nn.Module, language_model: nn.Module) -> set[str]:
