@@ -26,7 +26,7 @@ from vlm.train.config import DataConfig, OptimConfig, Recipe, RunConfig, StageCo
 from vlm.train.stages.dpo import DPOOptions
 
 START = "recipe:llava_convnext"
-FRESH_SCENES = 8000  # the pairs' scenes follow every scene the instruct (6 400) and existence (6 000) stages saw
+FRESH_SCENES = 8000  # the pairs' scenes follow every scene the instruct (5 600) and existence (6 000) stages saw
 PROBES = ["synthetic_pope", "synthetic_pope_auc", "synthetic_chair"]
 TRAIN = {"vision": "frozen", "projector": "full", "llm": "full"}
 
