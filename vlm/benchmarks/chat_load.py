@@ -228,9 +228,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--turns", type=int, default=5)
     p.add_argument("--max-new-tokens", type=int, default=8)
+    p.add_argument("--warmup", type=int, default=40, help="requests before the memory baseline is taken")
     p.add_argument("--json", help="also write the numbers to this file")
     args = p.parse_args(argv)
-    result = run(args.model, args.clients, args.rounds, args.turns, args.max_new_tokens)
+    result = run(args.model, args.clients, args.rounds, args.turns, args.max_new_tokens, warmup=args.warmup)
     print(report(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))

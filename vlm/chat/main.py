@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         path = find_model(args.model)
         info = describe(path)
         print(f"loading {path} ...", file=sys.stderr)
-        engine = ChatEngine.load(path, device=args.device, max_images=args.max_images)
+        engine = ChatEngine.load(path, device=args.device, max_images=args.max_images, workers=args.concurrency)
     except (OSError, ValueError, RuntimeError, ImportError) as err:  # no gradio, no model folder, unreadable weights
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -1,13 +1,15 @@
 """A conversation with a loaded model: turns + images -> chat messages -> streamed answer text.
 
 The prompt is rendered by the processor's chat template (`processor.apply_chat_template`, as in
-`vlm.eval.generate`); tokens stream through a `TextIteratorStreamer` fed by `generate` in a thread.
+`vlm.eval.generate`); tokens stream through a `TextIteratorStreamer` fed by `generate` in one of the
+engine's long-lived worker threads.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,8 +88,13 @@ class _StopWhen(StoppingCriteria):
 class ChatEngine:
     """The model and processor, loaded once and shared by every conversation."""
 
-    def __init__(self, model: Any, processor: Any, max_images: int = 4):
+    def __init__(self, model: Any, processor: Any, max_images: int = 4, workers: int = 1):
         self.model, self.processor = model.eval(), processor
+        # long-lived generation threads: a thread per answer would leave the allocator's per-thread caches
+        # and the thread pools of the math libraries to grow with every new thread
+        self.workers = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="vlm-chat-generate")
+        self._running: set[int] = set()  # ids of the generations under way
+
         config = model.config
         self.context = int(getattr(config.text_config, "max_position_embeddings", 0) or 2048)
         # the most one image can take (anyres/tiles counts depend on its size)
@@ -97,11 +104,16 @@ class ChatEngine:
         fits = (self.context - ROOM_FOR_TEXT) // max(self.tokens_per_image, 1)
         self.max_images = max(0, min(max_images, fits))
 
+    @property
+    def generating(self) -> int:
+        """How many answers are being generated right now."""
+        return len(self._running)
+
     @classmethod
-    def load(cls, path: str | Path, device: str | None = None, max_images: int = 4) -> ChatEngine:
+    def load(cls, path: str | Path, device: str | None = None, max_images: int = 4, workers: int = 1) -> ChatEngine:
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         model = AutoModelForImageTextToText.from_pretrained(path).to(device)
-        return cls(model, AutoProcessor.from_pretrained(path), max_images=max_images)
+        return cls(model, AutoProcessor.from_pretrained(path), max_images=max_images, workers=workers)
 
     def check_image_count(self, conversation: Conversation, new_images: int) -> None:
         total = len(conversation.images()) + new_images
@@ -153,15 +165,17 @@ class ChatEngine:
         failure: list[BaseException] = []
 
         def work() -> None:
+            self._running.add(id(streamer))
             try:
                 with torch.inference_mode():
                     self.model.generate(**inputs, **options)
             except BaseException as err:  # noqa: BLE001 - handed to the reading thread below
                 failure.append(err)
                 streamer.end()
+            finally:
+                self._running.discard(id(streamer))
 
-        thread = threading.Thread(target=work, name="vlm-chat-generate", daemon=True)
-        thread.start()
+        done = self.workers.submit(work)
         turn.answer = ""
         try:
             for piece in streamer:
@@ -170,7 +184,7 @@ class ChatEngine:
                     yield turn.answer
         finally:
             abandoned.set()  # a reader that went away (a cancelled request) stops the generation too
-            thread.join()
+            done.result()
             conversation.stop_requested = False  # a stop asked for before the start ends this answer only
         if failure:
             raise failure[0]
