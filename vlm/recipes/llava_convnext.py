@@ -20,7 +20,9 @@ DEFAULT = Recipe(
         vision="tiny-convnext-shapes", projector="mlp2x_gelu", llm="tiny-llama", template="llama3",
         image_size=SIZE, vision_feature_layer=-1, vision_overrides={"stage5_depth": 1, "stage5_hidden_size": 192},
     ),
-    stages=[  # the LLM is random here, so aligning to it (stage 1) is kept short; the budget goes to stages 2-3
+    # the LLM is random here, so aligning to it (stage 1) is kept short; the budget goes to stages 2-3, each warming
+    # up over 30 % of its steps (a one-cycle-like schedule: existence and POPE stop leaning on "yes")
+    stages=[
         StageConfig(
             name="align",
             train={"vision": "from:5", "projector": "full", "llm": "frozen"},
@@ -30,13 +32,13 @@ DEFAULT = Recipe(
             name="pretrain",
             train={"vision": "from:3", "projector": "full", "llm": "full"},
             data=DataConfig(n_images=3200, **DIALOG),
-            optim=OptimConfig(lr=2e-3, lr_vision=1e-4),  # at the LLM's rate the encoder forgets colour
+            optim=OptimConfig(lr=2e-3, lr_vision=1e-4, warmup_ratio=0.3),  # at the LLM's rate the encoder forgets colour
             batch_size=16, group_by_length=False,
         ),
         StageConfig(
             name="instruct",
             train={"vision": "frozen", "projector": "full", "llm": "full"},
-            data=DataConfig(n_images=5600, **DIALOG), optim=OptimConfig(lr=2e-3),
+            data=DataConfig(n_images=5600, **DIALOG), optim=OptimConfig(lr=2e-3, warmup_ratio=0.3),
             batch_size=16, group_by_length=False,
         ),
     ],
